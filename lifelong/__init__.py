@@ -1,0 +1,3 @@
+"""Lifelong: a lifelong/continual-learning simulation engine."""
+
+__version__ = "0.1.0"

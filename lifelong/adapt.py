@@ -1,0 +1,276 @@
+"""Functional per-task adaptation: inner-loop SGD on a parameter dict, vmapped over tasks.
+
+A model is used as a pure function of a dict of tensors through `torch.func.functional_call`,
+so adapting to a task is `adapt(params, support) -> params'` with no module cloning, and the
+same code runs for one task or, under `torch.func.vmap`, for a whole meta-batch at once. Every
+gradient-based meta-learner in `lifelong.strategies` is built from these pieces:
+
+- MAML (Finn et al. 2017): `meta_loss(..., first_order=False)`; the inner steps keep their
+  graph, so the meta-gradient contains the second-order terms.
+- FOMAML (Finn et al. 2017; Nichol et al. 2018): `first_order=True`; each inner gradient is
+  detached, so the meta-gradient is the query-loss gradient at the adapted parameters.
+- Reptile (Nichol et al. 2018): `adapt_many(..., first_order=True)`, then move the
+  meta-parameters toward the mean adapted parameters.
+- ANIL (Raghu et al. 2020): `adapt_keys` names the head; the body is not adapted but still
+  receives meta-gradient through the forward pass.
+- Meta-SGD (Li et al. 2017): `per_param_lr` holds a learned step size per parameter entry,
+  and the meta-gradient reaches those step sizes too.
+
+Nothing here syncs with the device inside the inner loop (no `.item()`, no per-step checks):
+callers call `check_finite` once per meta-batch on the final loss. Tensors stay on whatever
+device they are on; there is no device-specific code.
+
+BatchNorm policy: `functional_call` is given the model's buffers, but adaptation uses no
+running statistics. Updating running statistics in place is a side effect that `vmap` cannot
+batch and that would leak one task's statistics into the next, so every entry point calls
+`assert_vmap_safe`, which rejects norm layers with `track_running_stats=True`. Build the
+backbone with `norm='none'` or `BatchNorm(track_running_stats=False)`; the latter normalises
+with the statistics of the batch at hand, per task under `vmap`.
+
+Models that draw random numbers in their forward (dropout in training mode) are refused by
+`vmap`'s default `randomness='error'`; put them in eval mode or use the sequential paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+from torch.nn.modules.batchnorm import _NormBase
+
+Params = dict[str, Tensor]
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+class NonFiniteLossError(ValueError):
+    """A loss became NaN or infinite; the message names the setting to change."""
+
+
+INNER_LOOP_FIX = "lower `inner_lr` or use fewer `inner_steps`"
+
+
+def check_finite(tensor: Tensor, what: str, *, fix: str = INNER_LOOP_FIX) -> None:
+    """Raise `NonFiniteLossError` if `tensor` holds a NaN or infinity.
+
+    This syncs with the device, so call it once per meta-batch on the final loss, never inside
+    the (vmapped) inner loop. Pass `fix` with the current values, e.g.
+    ``fix=f"lower `inner_lr` (now {lr}) or use fewer `inner_steps` (now {steps})"``.
+    """
+    if not bool(torch.isfinite(tensor).all()):
+        raise NonFiniteLossError(f"{what} became non-finite ({tensor.detach().cpu()}); {fix}")
+
+
+def assert_vmap_safe(model: nn.Module) -> None:
+    """Reject norm layers that keep running statistics (see the BatchNorm policy above)."""
+    for name, module in model.named_modules():
+        if isinstance(module, _NormBase) and module.track_running_stats:
+            raise ValueError(
+                f"layer {name!r} ({type(module).__name__}) tracks running statistics, which "
+                "per-task adaptation does not use and vmap cannot update; build the backbone "
+                "with norm='none' or BatchNorm(track_running_stats=False)"
+            )
+
+
+def params_of(model: nn.Module, *, detach: bool = False) -> Params:
+    """The model's named parameters as a dict.
+
+    Not detached by default: the values are the model's own `nn.Parameter`s, so a meta-loss
+    built from them backpropagates into `model.parameters()` and an ordinary optimizer steps
+    them. `detach=True` gives graph-free views for evaluation.
+    """
+    return {name: p.detach() if detach else p for name, p in model.named_parameters()}
+
+
+def buffers_of(model: nn.Module) -> Params:
+    """The model's named buffers as a dict (passed to every functional forward)."""
+    return dict(model.named_buffers())
+
+
+def forward(model: nn.Module, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """Run `model` on `x` with `params` in place of its own parameters."""
+    return functional_call(model, (dict(params), buffers_of(model)), (x,))
+
+
+def _split(params: Params, adapt_keys: Collection[str] | None) -> tuple[Params, Params]:
+    """Split params into (fast, frozen): the adapted subset and the rest."""
+    keys = set(params) if adapt_keys is None else set(adapt_keys)
+    if not keys:
+        raise ValueError("adapt_keys is empty; name at least one parameter, or pass None "
+                         "to adapt them all")
+    unknown = keys - set(params)
+    if unknown:
+        raise KeyError(f"adapt_keys names unknown parameters {sorted(unknown)}; "
+                       f"the model has {sorted(params)}")
+    fast = {k: v for k, v in params.items() if k in keys}
+    frozen = {k: v for k, v in params.items() if k not in keys}
+    return fast, frozen
+
+
+def _step_sizes(fast: Params, lr: float | Tensor,
+                per_param_lr: Mapping[str, Tensor] | None) -> dict[str, float | Tensor]:
+    """Step size per adapted parameter: its Meta-SGD rate if given, else the shared `lr`."""
+    per_param_lr = per_param_lr or {}
+    unknown = set(per_param_lr) - set(fast)
+    if unknown:
+        raise KeyError(f"per_param_lr names parameters that are not adapted: {sorted(unknown)}; "
+                       f"adapted are {sorted(fast)}")
+    return {k: per_param_lr.get(k, lr) for k in fast}
+
+
+def _trajectory(model: nn.Module, params: Params, x_support: Tensor, y_support: Tensor, *,
+                loss_fn: LossFn, steps: int, lr: float | Tensor, first_order: bool,
+                adapt_keys: Collection[str] | None,
+                per_param_lr: Mapping[str, Tensor] | None) -> Iterator[Params]:
+    """Yield the full parameter dict after 0, 1, ..., `steps` inner SGD steps.
+
+    `torch.func.grad` (not `.backward()`) keeps this a pure function that `vmap` can batch;
+    its result stays differentiable by the outer autograd unless `first_order` detaches it.
+    """
+    fast, frozen = _split(params, adapt_keys)
+    step_size = _step_sizes(fast, lr, per_param_lr)
+
+    def support_loss(fast_params: Params) -> Tensor:
+        return loss_fn(forward(model, {**frozen, **fast_params}, x_support), y_support)
+
+    support_grad = grad(support_loss)
+    yield {**frozen, **fast}
+    for _ in range(steps):
+        grads = support_grad(fast)
+        if first_order:
+            grads = {k: g.detach() for k, g in grads.items()}
+        fast = {k: fast[k] - step_size[k] * grads[k] for k in fast}
+        yield {**frozen, **fast}
+
+
+def _adapted(model: nn.Module, params: Params, x_support: Tensor, y_support: Tensor,
+             **inner) -> Params:
+    """The last parameters of the inner-loop trajectory."""
+    for adapted in _trajectory(model, params, x_support, y_support, **inner):
+        pass
+    return adapted
+
+
+def adapt(model: nn.Module, params: Params, x_support: Tensor, y_support: Tensor, *,
+          loss_fn: LossFn, steps: int, lr: float | Tensor, first_order: bool = False,
+          adapt_keys: Collection[str] | None = None,
+          per_param_lr: Mapping[str, Tensor] | None = None) -> Params:
+    """Adapt `params` to one task by `steps` SGD steps on its support set.
+
+    Returns a new dict with every parameter name; those outside `adapt_keys` are the given
+    tensors. Second order by default (the steps stay on the graph, MAML); `first_order=True`
+    detaches each inner gradient (FOMAML). With `per_param_lr` (Meta-SGD) those names step
+    by their own learned rate and `lr` serves the rest. The given tensors are never modified.
+    """
+    assert_vmap_safe(model)
+    return _adapted(model, params, x_support, y_support, loss_fn=loss_fn, steps=steps, lr=lr,
+                    first_order=first_order, adapt_keys=adapt_keys, per_param_lr=per_param_lr)
+
+
+def adapt_many(model: nn.Module, params: Params, xs: Tensor, ys: Tensor, *, loss_fn: LossFn,
+               steps: int, lr: float | Tensor, first_order: bool = False,
+               adapt_keys: Collection[str] | None = None,
+               per_param_lr: Mapping[str, Tensor] | None = None) -> Params:
+    """`adapt` for many tasks at once, vmapped over the leading task dimension of `xs`, `ys`.
+
+    Support sets must share one shape. Every returned tensor has that task dimension first,
+    also the non-adapted ones (an expanded view, no copy).
+    """
+    assert_vmap_safe(model)
+
+    def one_task(x_support: Tensor, y_support: Tensor) -> Params:
+        return _adapted(model, params, x_support, y_support, loss_fn=loss_fn, steps=steps,
+                        lr=lr, first_order=first_order, adapt_keys=adapt_keys,
+                        per_param_lr=per_param_lr)
+
+    return vmap(one_task)(xs, ys)
+
+
+def adapt_many_sequential(model: nn.Module, params: Params, xs: Tensor, ys: Tensor, *,
+                          loss_fn: LossFn, steps: int, lr: float | Tensor,
+                          first_order: bool = False, adapt_keys: Collection[str] | None = None,
+                          per_param_lr: Mapping[str, Tensor] | None = None) -> Params:
+    """Same result as `adapt_many`, one task at a time: for models vmap cannot batch."""
+    per_task = [adapt(model, params, x, y, loss_fn=loss_fn, steps=steps, lr=lr,
+                      first_order=first_order, adapt_keys=adapt_keys, per_param_lr=per_param_lr)
+                for x, y in zip(xs, ys)]
+    return {k: torch.stack([adapted[k] for adapted in per_task]) for k in params}
+
+
+def query_loss_many(model: nn.Module, adapted_params_batched: Params, xq: Tensor, yq: Tensor,
+                    loss_fn: LossFn) -> Tensor:
+    """Per-task query losses, shape (n_tasks,), for parameters batched as `adapt_many` gives."""
+    assert_vmap_safe(model)
+
+    def one_task(adapted: Params, x: Tensor, y: Tensor) -> Tensor:
+        return loss_fn(forward(model, adapted, x), y)
+
+    return vmap(one_task)(adapted_params_batched, xq, yq)
+
+
+def meta_loss(model: nn.Module, params: Params, xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor,
+              *, loss_fn: LossFn, steps: int, lr: float | Tensor, first_order: bool = False,
+              adapt_keys: Collection[str] | None = None,
+              per_param_lr: Mapping[str, Tensor] | None = None,
+              vectorize: bool = True) -> Tensor:
+    """Mean over tasks of the query loss after adapting on the support set (a scalar).
+
+    Backpropagate it to reach `params` (and `per_param_lr`, and `lr` if it is a tensor).
+    `vectorize=False` loops over tasks in Python instead of vmapping, with the same result.
+    """
+    assert_vmap_safe(model)
+
+    def task_loss(x_support: Tensor, y_support: Tensor, x_query: Tensor, y_query: Tensor) -> Tensor:
+        adapted = _adapted(model, params, x_support, y_support, loss_fn=loss_fn, steps=steps,
+                           lr=lr, first_order=first_order, adapt_keys=adapt_keys,
+                           per_param_lr=per_param_lr)
+        return loss_fn(forward(model, adapted, x_query), y_query)
+
+    if vectorize:
+        losses = vmap(task_loss)(xs, ys, xq, yq)
+    else:
+        losses = torch.stack([task_loss(*task) for task in zip(xs, ys, xq, yq)])
+    return losses.mean()
+
+
+def _curve(model: nn.Module, params: Params, x_support: Tensor, y_support: Tensor,
+           x_eval: Tensor, y_eval: Tensor, *, score_fn: LossFn, **inner) -> Tensor:
+    """Scores on (x_eval, y_eval) along a first-order trajectory, with no graph recorded.
+
+    `torch.func.grad` ignores the surrounding `no_grad`, so the inner gradients still exist.
+    """
+    with torch.no_grad():
+        trajectory = _trajectory(model, params, x_support, y_support, first_order=True, **inner)
+        return torch.stack([score_fn(forward(model, p, x_eval), y_eval) for p in trajectory])
+
+
+def adapt_curve(model: nn.Module, params: Params, x_support: Tensor, y_support: Tensor,
+                x_eval: Tensor, y_eval: Tensor, *, loss_fn: LossFn, score_fn: LossFn,
+                steps: int, lr: float | Tensor, adapt_keys: Collection[str] | None = None,
+                per_param_lr: Mapping[str, Tensor] | None = None) -> Tensor:
+    """The adaptation curve of one task: shape (steps + 1,), entry i after i inner steps.
+
+    Entry i is `score_fn(predictions, y_eval)` (a scalar tensor; accuracy, MSE, ...). For
+    evaluation: it steps first-order under `torch.no_grad()`, so it records no graph (not
+    even toward `per_param_lr`) and returns new tensors without touching the given ones.
+    """
+    assert_vmap_safe(model)
+    return _curve(model, params, x_support, y_support, x_eval, y_eval, score_fn=score_fn,
+                  loss_fn=loss_fn, steps=steps, lr=lr, adapt_keys=adapt_keys,
+                  per_param_lr=per_param_lr)
+
+
+def adapt_curve_many(model: nn.Module, params: Params, xs: Tensor, ys: Tensor,
+                     x_eval: Tensor, y_eval: Tensor, *, loss_fn: LossFn, score_fn: LossFn,
+                     steps: int, lr: float | Tensor, adapt_keys: Collection[str] | None = None,
+                     per_param_lr: Mapping[str, Tensor] | None = None) -> Tensor:
+    """`adapt_curve` vmapped over a leading task dimension: shape (n_tasks, steps + 1)."""
+    assert_vmap_safe(model)
+
+    def one_task(x_support: Tensor, y_support: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        return _curve(model, params, x_support, y_support, x, y, score_fn=score_fn,
+                      loss_fn=loss_fn, steps=steps, lr=lr, adapt_keys=adapt_keys,
+                      per_param_lr=per_param_lr)
+
+    return vmap(one_task)(xs, ys, x_eval, y_eval)

@@ -1,0 +1,41 @@
+"""Score every task of the stream with the strategy as it is now, in large batches, one sync per round."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lifelong.streams.task import Task
+from lifelong.training import output_mask
+
+EVAL_BATCH = 4096
+
+
+@torch.no_grad()
+def evaluate_task(outputs_of, task: Task, n_outputs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(score, loss) on the task's test set as 0-d tensors: accuracy and cross-entropy, or -MSE and MSE."""
+    mask = output_mask(task, n_outputs, task.x_test.device)
+    score_sum = torch.zeros((), device=task.x_test.device)
+    loss_sum = torch.zeros((), device=task.x_test.device)
+    for start in range(0, len(task.x_test), EVAL_BATCH):
+        x, y = task.x_test[start:start + EVAL_BATCH], task.y_test[start:start + EVAL_BATCH]
+        out = outputs_of(x)
+        if task.kind == "regression":
+            err = F.mse_loss(out.reshape(y.shape), y, reduction="sum")
+            loss_sum += err
+            score_sum -= err
+        else:
+            if mask is not None:
+                out = out + mask
+            loss_sum += F.cross_entropy(out, y, reduction="sum")
+            score_sum += (out.argmax(1) == y).sum()
+    n = len(task.x_test)
+    return score_sum / n, loss_sum / n
+
+
+def evaluate_stream(strategy, tasks: tuple[Task, ...], n_outputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and losses of every task (seen or not) for one row of the record."""
+    results = [evaluate_task(strategy.predictor(task), task, n_outputs) for task in tasks]
+    both = torch.stack([torch.stack(pair) for pair in results]).cpu().numpy().astype(float)
+    return both[:, 0], both[:, 1]

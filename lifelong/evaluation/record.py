@@ -1,0 +1,81 @@
+"""The lifetime record: what every metric and report is computed from.
+
+`scores[i, j]` is the score on task j's test set after training tasks 1..i (row 0: before any
+training), higher is better (accuracy, or negative MSE for regression). `losses` is the test
+loss in the same layout. Per-task wall time and peak memory are kept beside them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class LifetimeRecord:
+    strategy: str
+    seed: int
+    task_names: list[str]
+    kind: str
+    scores: np.ndarray = None
+    losses: np.ndarray = None
+    train_seconds: np.ndarray = None
+    peak_memory_mb: np.ndarray = None
+    train_stats: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = len(self.task_names)
+        for name, shape in (("scores", (n + 1, n)), ("losses", (n + 1, n)), ("train_seconds", (n,)),
+                            ("peak_memory_mb", (n,))):
+            if getattr(self, name) is None:
+                setattr(self, name, np.full(shape, np.nan))
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.task_names)
+
+    @property
+    def completed(self) -> int:
+        """How many tasks have been trained and evaluated (rows 1..completed are filled)."""
+        return int(np.sum(~np.isnan(self.scores[1:, 0])))
+
+    @property
+    def score_name(self) -> str:
+        return "neg_mse" if self.kind == "regression" else "accuracy"
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long form: one row per (after_task, eval_task); after_task 0 = before training."""
+        n = self.n_tasks
+        after, evaluated = np.meshgrid(np.arange(n + 1), np.arange(n), indexing="ij")
+        return pd.DataFrame({
+            "strategy": self.strategy, "seed": self.seed,
+            "after_task": after.ravel(), "eval_task": evaluated.ravel(),
+            "eval_task_name": np.array(self.task_names)[evaluated.ravel()],
+            "score": self.scores.ravel(), "loss": self.losses.ravel(), "score_name": self.score_name,
+        })
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, kind: str, train_seconds=None, peak_memory_mb=None) -> LifetimeRecord:
+        """Rebuild one (strategy, seed) record from its rows of the long form."""
+        frame = frame.sort_values(["after_task", "eval_task"])
+        n = int(frame["eval_task"].max()) + 1
+        names = frame[frame["after_task"] == 0].sort_values("eval_task")["eval_task_name"].tolist()
+        return cls(str(frame["strategy"].iloc[0]), int(frame["seed"].iloc[0]), names, kind,
+                   frame["score"].to_numpy().reshape(n + 1, n), frame["loss"].to_numpy().reshape(n + 1, n),
+                   None if train_seconds is None else np.asarray(train_seconds, dtype=float),
+                   None if peak_memory_mb is None else np.asarray(peak_memory_mb, dtype=float))
+
+    def to_state(self) -> dict:
+        """Primitives and arrays only, for checkpoints loaded with weights_only=True."""
+        return {"strategy": self.strategy, "seed": self.seed, "task_names": self.task_names, "kind": self.kind,
+                "scores": self.scores.tolist(), "losses": self.losses.tolist(),
+                "train_seconds": self.train_seconds.tolist(), "peak_memory_mb": self.peak_memory_mb.tolist(),
+                "train_stats": self.train_stats}
+
+    @classmethod
+    def from_state(cls, state: dict) -> LifetimeRecord:
+        arrays = {k: np.array(state[k], dtype=float) for k in ("scores", "losses", "train_seconds", "peak_memory_mb")}
+        return cls(state["strategy"], state["seed"], list(state["task_names"]), state["kind"], **arrays,
+                   train_stats=list(state["train_stats"]))

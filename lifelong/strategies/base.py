@@ -1,0 +1,84 @@
+"""The strategy protocol. A new strategy is one small file: subclass `Strategy`, override `learn`.
+
+Lifecycle, driven by the orchestrator: `setup(ctx)` once, then `learn(task)` for each task in
+order; between tasks the evaluator calls `predictor(task)` for every task of the stream.
+`state_dict()`/`load_state_dict()` hold everything needed to resume after a task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from lifelong.models import ModelSpec, seeded_model
+from lifelong.seeding import derive_seed, generator
+from lifelong.streams.task import Stream, Task
+from lifelong.training import TrainingSpec, fit, make_optimizer, output_mask
+
+Predictor = Callable[[torch.Tensor], torch.Tensor]
+
+
+class NoParams(BaseModel):
+    """Strategies without settings of their own still reject unknown ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class StrategyContext:
+    """What a strategy may know about its world: shapes, budget, device and its seed."""
+
+    stream: Stream
+    model_spec: ModelSpec
+    training: TrainingSpec
+    device: torch.device
+    seed: int
+
+    def new_model(self, index: int = 0) -> nn.Module:
+        """A fresh backbone; `index` picks among independent initialisations."""
+        return seeded_model(self.model_spec, self.stream.input_shape, self.stream.n_outputs,
+                            derive_seed(self.seed, "init", index), self.device)
+
+    def shuffle_generator(self, task: Task) -> torch.Generator:
+        return generator(self.seed, "shuffle", task.id, device=self.device)
+
+    def mask(self, task: Task) -> torch.Tensor | None:
+        return output_mask(task, self.stream.n_outputs, self.device)
+
+
+class Strategy:
+    """Base strategy: one model, fine-tuned on each task in turn (the `naive` behaviour).
+
+    Subclasses set `Params` (a pydantic model of their config `params:`) and override what
+    differs. `self.params` is the validated params object.
+    """
+
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    def __init__(self, params: BaseModel | dict | None = None):
+        self.params = params if isinstance(params, BaseModel) else self.Params(**(params or {}))
+
+    def setup(self, ctx: StrategyContext) -> None:
+        self.ctx = ctx
+        self.model = ctx.new_model()
+        self.optimizer = make_optimizer(self.model.parameters(), ctx.training)
+
+    def learn(self, task: Task) -> dict:
+        loss = fit(self.model, self.optimizer, task, self.ctx.training,
+                   self.ctx.shuffle_generator(task), self.ctx.mask(task))
+        return {"train_loss": loss}
+
+    def predictor(self, task: Task, support: tuple[torch.Tensor, torch.Tensor] | None = None) -> Predictor:
+        self.model.eval()
+        return self.model
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])

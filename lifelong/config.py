@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from lifelong.evaluation.fewshot import EvaluationSpec
 from lifelong.models import ModelSpec
 from lifelong.strategies.registry import UnknownStrategyError, strategy_class
 from lifelong.streams.spec import StreamSpec
@@ -41,6 +42,7 @@ class ExperimentConfig(BaseModel):
     stream: StreamSpec
     model: ModelSpec = ModelSpec()
     training: TrainingSpec = TrainingSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
     strategies: list[StrategyEntry] = Field(min_length=1)
     seeds: list[int] = Field(default=[0], min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import resource
 import time
 
+import numpy as np
 import torch
 
 from lifelong.callbacks import Callback
-from lifelong.evaluation.evaluator import evaluate_stream
+from lifelong.evaluation.evaluator import evaluate_stream, evaluate_stream_few_shot
+from lifelong.evaluation.fewshot import support_set
 from lifelong.evaluation.record import LifetimeRecord
 from lifelong.strategies.base import Strategy, StrategyContext
 from lifelong.training import NonFiniteLossError
@@ -28,11 +30,12 @@ def play(strategy: Strategy, ctx: StrategyContext, label: str, callbacks: list[C
     stream = ctx.stream
     tasks = tuple(task.to(ctx.device) for task in stream.tasks)
     record = record or LifetimeRecord(label, ctx.seed, [t.name for t in tasks], stream.kind)
+    evaluate = _evaluator(strategy, ctx, tasks, label, record)
     try:
         for cb in callbacks:
             cb.on_run_start(stream, record)
         if record.completed == 0:
-            record.scores[0], record.losses[0] = _evaluate(strategy, tasks, stream.n_outputs, label, "before training")
+            evaluate(0, "before training")
             for cb in callbacks:
                 cb.on_eval(0, record)
         for task in tasks[record.completed:]:
@@ -45,8 +48,7 @@ def play(strategy: Strategy, ctx: StrategyContext, label: str, callbacks: list[C
             record.peak_memory_mb[task.id] = _peak_memory_mb(ctx.device)
             record.train_stats.append(dict(stats or {}))
             row = task.id + 1
-            record.scores[row], record.losses[row] = _evaluate(strategy, tasks, stream.n_outputs, label,
-                                                               f"evaluating after {task.name}")
+            evaluate(row, f"evaluating after {task.name}")
             for cb in callbacks:
                 cb.on_eval(row, record)
             for cb in callbacks:
@@ -60,8 +62,24 @@ def play(strategy: Strategy, ctx: StrategyContext, label: str, callbacks: list[C
     return record
 
 
-def _evaluate(strategy, tasks, n_outputs, label, when):
-    return _guarded(lambda: evaluate_stream(strategy, tasks, n_outputs), label, when)
+def _evaluator(strategy, ctx: StrategyContext, tasks, label: str, record: LifetimeRecord):
+    """A function filling row `row` of the record, standard or few-shot as the config says."""
+    spec = ctx.evaluation
+    if spec.mode == "standard":
+        def evaluate(row: int, when: str) -> None:
+            both = _guarded(lambda: evaluate_stream(strategy, tasks, ctx.stream.n_outputs), label, when)
+            record.scores[row], record.losses[row] = both[:, 0], both[:, 1]
+        return evaluate
+
+    supports = [support_set(task, spec.shots, ctx.seed) for task in tasks]
+    if record.curves is None:
+        record.curves = np.full((len(tasks) + 1, len(tasks), spec.steps + 1), np.nan)
+
+    def evaluate_few_shot(row: int, when: str) -> None:
+        curves = _guarded(lambda: evaluate_stream_few_shot(strategy, tasks, supports, spec.steps), label, when)
+        record.curves[row] = curves[:, :, 0]
+        record.scores[row], record.losses[row] = curves[:, -1, 0], curves[:, -1, 1]
+    return evaluate_few_shot
 
 
 def _guarded(call, label: str, when: str):

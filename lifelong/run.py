@@ -119,7 +119,8 @@ def _play_all(config, stream: Stream, folder: RunFolder, device, states: dict, c
         for seed in config.seeds:
             for entry in config.strategies:
                 strategy = strategy_class(entry.name)(entry.params)
-                ctx = StrategyContext(stream, config.model, config.training_for(entry), device, seed)
+                ctx = StrategyContext(stream, config.model, config.training_for(entry), device, seed,
+                                      config.evaluation)
                 strategy.setup(ctx)
                 saved = states.get((entry.display_name, seed))
                 record = None

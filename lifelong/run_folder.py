@@ -1,6 +1,7 @@
 """The run folder: where a run's files live and how they are written (atomically: temp file + rename).
 
 Layout: config.yaml, environment.json, record.csv (+ record.parquet with pyarrow), timings.csv,
+curves.csv (few-shot adaptation curves),
 metrics.json, summary.md, events.jsonl, checkpoints/<label>-seed<N>.pt, error.txt on failure.
 """
 
@@ -62,6 +63,9 @@ class RunFolder:
         atomic_write(self.file("record.csv"), frame.to_csv(index=False))
         timings = pd.concat([_timings(r) for r in records], ignore_index=True)
         atomic_write(self.file("timings.csv"), timings.to_csv(index=False))
+        curves = [r.curves_frame() for r in records if r.curves is not None]
+        if curves:
+            atomic_write(self.file("curves.csv"), pd.concat(curves, ignore_index=True).to_csv(index=False))
         try:
             import pyarrow  # noqa: F401  (optional: parquet only when installed)
         except ImportError:

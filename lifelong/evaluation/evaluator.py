@@ -34,8 +34,13 @@ def evaluate_task(outputs_of, task: Task, n_outputs: int) -> tuple[torch.Tensor,
     return score_sum / n, loss_sum / n
 
 
-def evaluate_stream(strategy, tasks: tuple[Task, ...], n_outputs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Scores and losses of every task (seen or not) for one row of the record."""
+def evaluate_stream(strategy, tasks: tuple[Task, ...], n_outputs: int) -> np.ndarray:
+    """[score, loss] of every task (seen or not) for one row of the record: shape (T, 2)."""
     results = [evaluate_task(strategy.predictor(task), task, n_outputs) for task in tasks]
-    both = torch.stack([torch.stack(pair) for pair in results]).cpu().numpy().astype(float)
-    return both[:, 0], both[:, 1]
+    return torch.stack([torch.stack(pair) for pair in results]).cpu().numpy().astype(float)
+
+
+def evaluate_stream_few_shot(strategy, tasks: tuple[Task, ...], supports: list, steps: int) -> np.ndarray:
+    """Adaptation curves of every task: shape (T, steps+1, 2), [..., 0] score, [..., 1] loss."""
+    curves = strategy.adaptation_curves(list(tasks), supports, steps)
+    return torch.stack(list(curves)).detach().cpu().numpy().astype(float)

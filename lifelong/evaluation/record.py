@@ -2,7 +2,8 @@
 
 `scores[i, j]` is the score on task j's test set after training tasks 1..i (row 0: before any
 training), higher is better (accuracy, or negative MSE for regression). `losses` is the test
-loss in the same layout. Per-task wall time and peak memory are kept beside them.
+loss in the same layout. Per-task wall time and peak memory are kept beside them. Under
+few-shot evaluation `curves[i, j, s]` is the score after s adaptation steps (scores = last step).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class LifetimeRecord:
     train_seconds: np.ndarray = None
     peak_memory_mb: np.ndarray = None
     train_stats: list[dict] = field(default_factory=list)
+    curves: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.task_names)
@@ -56,6 +58,14 @@ class LifetimeRecord:
             "score": self.scores.ravel(), "loss": self.losses.ravel(), "score_name": self.score_name,
         })
 
+    def curves_frame(self) -> pd.DataFrame | None:
+        """Long form of the adaptation curves: one row per (after_task, eval_task, step)."""
+        if self.curves is None:
+            return None
+        after, evaluated, step = np.meshgrid(*(np.arange(n) for n in self.curves.shape), indexing="ij")
+        return pd.DataFrame({"strategy": self.strategy, "seed": self.seed, "after_task": after.ravel(),
+                             "eval_task": evaluated.ravel(), "step": step.ravel(), "score": self.curves.ravel()})
+
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, kind: str, train_seconds=None, peak_memory_mb=None) -> LifetimeRecord:
         """Rebuild one (strategy, seed) record from its rows of the long form."""
@@ -72,10 +82,11 @@ class LifetimeRecord:
         return {"strategy": self.strategy, "seed": self.seed, "task_names": self.task_names, "kind": self.kind,
                 "scores": self.scores.tolist(), "losses": self.losses.tolist(),
                 "train_seconds": self.train_seconds.tolist(), "peak_memory_mb": self.peak_memory_mb.tolist(),
-                "train_stats": self.train_stats}
+                "train_stats": self.train_stats, "curves": None if self.curves is None else self.curves.tolist()}
 
     @classmethod
     def from_state(cls, state: dict) -> LifetimeRecord:
         arrays = {k: np.array(state[k], dtype=float) for k in ("scores", "losses", "train_seconds", "peak_memory_mb")}
+        curves = None if state.get("curves") is None else np.array(state["curves"], dtype=float)
         return cls(state["strategy"], state["seed"], list(state["task_names"]), state["kind"], **arrays,
-                   train_stats=list(state["train_stats"]))
+                   train_stats=list(state["train_stats"]), curves=curves)

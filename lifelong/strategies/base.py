@@ -7,17 +7,19 @@ order; between tasks the evaluator calls `predictor(task)` for every task of the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from lifelong import adapt
+from lifelong.evaluation.fewshot import EvaluationSpec, score_and_loss
 from lifelong.models import ModelSpec, seeded_model
 from lifelong.seeding import derive_seed, generator
 from lifelong.streams.task import Stream, Task
-from lifelong.training import TrainingSpec, fit, make_optimizer, output_mask
+from lifelong.training import TrainingSpec, fit, make_optimizer, output_mask, task_loss
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -37,6 +39,7 @@ class StrategyContext:
     training: TrainingSpec
     device: torch.device
     seed: int
+    evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
 
     def new_model(self, index: int = 0) -> nn.Module:
         """A fresh backbone; `index` picks among independent initialisations."""
@@ -75,6 +78,28 @@ class Strategy:
     def predictor(self, task: Task, support: tuple[torch.Tensor, torch.Tensor] | None = None) -> Predictor:
         self.model.eval()
         return self.model
+
+    def adaptation_curve(self, task: Task, support: tuple[torch.Tensor, torch.Tensor], steps: int) -> torch.Tensor:
+        """[score, loss] on the task's test set after 0..steps SGD steps on `support`: shape (steps+1, 2).
+
+        The default fine-tunes a functional copy of `self.model` with `evaluation.inner_lr`, so
+        non-meta strategies are compared under the same few-shot protocol. It never changes the
+        learner. Meta-learners override it with their own adaptation.
+        """
+        mask = self.ctx.mask(task)
+        model = self.predictor(task)
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{type(self).__name__}.predictor returns no nn.Module, so the default few-shot "
+                            "adaptation cannot fine-tune it; override adaptation_curve")
+        return adapt.adapt_curve(
+            model, adapt.params_of(model, detach=True), *support, task.x_test, task.y_test,
+            loss_fn=lambda out, y: task_loss(out, y, task.kind, mask),
+            score_fn=lambda out, y: score_and_loss(out, y, task.kind, mask),
+            steps=steps, lr=self.ctx.evaluation.inner_lr)
+
+    def adaptation_curves(self, tasks: list[Task], supports: list, steps: int) -> list[torch.Tensor]:
+        """`adaptation_curve` for many tasks; override to adapt them all at once (vmap)."""
+        return [self.adaptation_curve(task, support, steps) for task, support in zip(tasks, supports)]
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}

@@ -44,12 +44,12 @@ def _class_groups(spec: SplitSpec, n_classes: int) -> list[list[int]]:
         order = np.random.default_rng(derive_seed(spec.seed, "stream")).permutation(n_classes).tolist()
     else:
         order = list(range(n_classes))
-    needed = spec.n_tasks * spec.classes_per_task
-    if len(order) < needed or len(set(order)) != len(order) or not set(order) <= set(range(n_classes)):
-        raise ValueError(f"stream {spec.name!r}: n_tasks x classes_per_task = {needed} distinct classes needed, "
-                         f"the dataset has {n_classes} (class_order {order}); lower n_tasks or classes_per_task")
-    k = spec.classes_per_task
-    return [order[i * k:(i + 1) * k] for i in range(spec.n_tasks)]
+    bounds = np.cumsum([0, *spec.task_sizes])
+    if len(order) < bounds[-1] or len(set(order)) != len(order) or not set(order) <= set(range(n_classes)):
+        raise ValueError(f"stream {spec.name!r}: {bounds[-1]} distinct classes needed (classes_per_task "
+                         f"{spec.classes_per_task} over {spec.n_tasks} tasks), the dataset has {n_classes} "
+                         f"(class_order {order}); lower n_tasks or classes_per_task")
+    return [order[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
 
 
 def _split(spec: SplitSpec, data: Dataset) -> list[Task]:

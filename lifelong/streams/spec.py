@@ -31,8 +31,21 @@ class SplitSpec(_DatasetSpec):
 
     builder: Literal["split"]
     scenario: Literal["class-il", "task-il"] = "class-il"
-    classes_per_task: int = Field(default=2, ge=1)
+    classes_per_task: int | list[int] = Field(default=2, description="one size for all tasks, or one per task")
     class_order: list[int] | Literal["fixed", "shuffled"] = "fixed"
+
+    @model_validator(mode="after")
+    def _sizes_match_tasks(self):
+        sizes = self.task_sizes
+        if len(sizes) != self.n_tasks or min(sizes) < 1:
+            raise ValueError(f"classes_per_task {self.classes_per_task} must be a positive number or list "
+                             f"of {self.n_tasks} positive numbers (one per task)")
+        return self
+
+    @property
+    def task_sizes(self) -> list[int]:
+        size = self.classes_per_task
+        return list(size) if isinstance(size, list) else [size] * self.n_tasks
 
 
 class PermutedSpec(_DatasetSpec):

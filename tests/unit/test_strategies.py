@@ -1,0 +1,116 @@
+"""Continual-learning baselines: what each one does to the record, checked on tiny blob streams."""
+
+import numpy as np
+import pytest
+import torch
+
+from lifelong.evaluation import metrics
+from lifelong.orchestrator import play
+from lifelong.strategies.ewc import EWC
+from lifelong.strategies.independent import Independent
+from lifelong.strategies.joint import Joint
+from lifelong.strategies.naive import Naive
+from lifelong.strategies.registry import UnknownStrategyError, available, strategy_class
+from lifelong.strategies.replay import Replay
+from lifelong.training import NonFiniteLossError
+from tests.conftest import blob_stream, context, linear_domain_stream
+
+
+def run(strategy, stream, seed=0, **training):
+    ctx = context(stream, seed, **training)
+    strategy.setup(ctx)
+    return play(strategy, ctx, type(strategy).__name__.lower())
+
+
+def test_naive_forgets_class_incrementally_and_replay_remembers(blobs):
+    naive, replay = run(Naive(), blobs), run(Replay({"buffer_size": 60}), blobs)
+    assert metrics.learning_acc(naive.scores) > 0.95
+    assert metrics.forgetting(naive.scores) > 0.5  # old classes' outputs are overwritten
+    assert metrics.acc(replay.scores) > metrics.acc(naive.scores) + 0.3
+    assert metrics.forgetting(replay.scores) < 0.5
+
+
+def test_independent_has_exactly_zero_transfer_and_forgetting(blobs):
+    record = run(Independent(), blobs)
+    assert metrics.bwt(record.scores) == 0.0 and metrics.forgetting(record.scores) == 0.0
+    assert metrics.fwt(record.scores) == 0.0  # R[j-1][j] and b_j evaluate the same untouched net
+    assert metrics.acc(record.scores) > 0.95
+
+
+def test_joint_trains_on_the_union_and_does_not_forget(blobs):
+    record = run(Joint(), blobs)
+    assert metrics.acc(record.scores) > 0.95 and metrics.forgetting(record.scores) < 0.05
+
+
+def test_ewc_penalty_equals_the_sum_of_quadratic_terms():
+    stream = blob_stream(n_tasks=3, scenario="task-il")
+    for mode, gamma in (("separate", 1.0), ("online", 0.5)):
+        ewc = EWC({"lambda": 2.0, "mode": mode, "gamma": gamma, "fisher_samples": 40})
+        ctx = context(stream)
+        ewc.setup(ctx)
+        fishers, anchors = [], []
+        for task in stream.tasks[:2]:
+            ewc.learn(task)
+            fishers.append(ewc._fisher(task, ctx.mask(task)))
+            anchors.append({n: p.detach().clone() for n, p in ewc.model.named_parameters()})
+        with torch.no_grad():
+            for p in ewc.model.parameters():
+                p.add_(0.1)
+        params = dict(ewc.model.named_parameters())
+        if mode == "separate":
+            expected = sum((f[n] * (params[n] - a[n]) ** 2).sum() for f, a in zip(fishers, anchors) for n in params)
+        else:
+            expected = sum(((gamma * fishers[0][n] + fishers[1][n]) * (params[n] - anchors[1][n]) ** 2).sum()
+                           for n in params)
+        assert torch.allclose(ewc.penalty(), 0.5 * 2.0 * expected, rtol=1e-4), mode
+
+
+def test_ewc_reduces_forgetting_against_naive_in_domain_incremental_learning():
+    stream = linear_domain_stream()
+    naive = run(Naive(), stream, lr=0.1, epochs=10)
+    ewc = run(EWC({"lambda": 10.0, "fisher_samples": 120}), stream, lr=0.1, epochs=10)
+    # measured: naive forgets 0.39, EWC 0.33 (seed 0)
+    assert metrics.forgetting(naive.scores) > 0.3
+    assert metrics.forgetting(ewc.scores) < metrics.forgetting(naive.scores) - 0.03
+
+
+def test_ewc_with_a_huge_lambda_fails_with_the_setting_to_change():
+    with pytest.raises(NonFiniteLossError, match="params.lambda"):
+        run(EWC({"lambda": 1000.0}), linear_domain_stream(), lr=0.1, epochs=10)
+
+
+def test_reservoir_keeps_a_bounded_uniform_sample():
+    stream = blob_stream(n_tasks=3, n_per_class=100)
+    replay = Replay({"buffer_size": 90})
+    run(replay, stream)
+    assert replay.filled == 90 and replay.seen == 600
+    counts = np.bincount(replay.buffer_task.numpy(), minlength=3)
+    assert counts.sum() == 90 and all(15 <= c <= 45 for c in counts)  # ~30 each for a uniform sample
+    # every stored example is a real training example with its own label
+    for x, y, t in zip(replay.buffer_x, replay.buffer_y, replay.buffer_task):
+        task = stream.tasks[int(t)]
+        match = (task.x_train == x).all(1)
+        assert match.any() and task.y_train[match][0] == y
+
+
+def test_state_dict_round_trip_resumes_identically(blobs):
+    full = run(Replay({"buffer_size": 30}), blobs)
+    first = Replay({"buffer_size": 30})
+    ctx = context(blobs)
+    first.setup(ctx)
+    partial = play(first, ctx, "replay")  # same run, to take a state after 3 tasks
+    assert np.array_equal(partial.scores, full.scores)
+    resumed = Replay({"buffer_size": 30})
+    resumed.setup(context(blobs))
+    resumed.load_state_dict(first.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(resumed.model.parameters(), first.model.parameters()))
+    assert torch.equal(resumed.buffer_x, first.buffer_x)
+
+
+def test_registry_lists_builtins_and_suggests_close_names():
+    assert {"naive", "joint", "independent", "replay", "ewc"} <= set(available())
+    assert strategy_class("ewc") is EWC
+    with pytest.raises(UnknownStrategyError, match="Did you mean replay"):
+        strategy_class("replya")
+    with pytest.raises(UnknownStrategyError, match="cannot import module"):
+        strategy_class("no_such_module:Thing")

@@ -40,12 +40,12 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 from torch.nn.modules.batchnorm import _NormBase
 
+# Re-exported: one error class for every non-finite loss, training and adaptation alike, so the
+# CLI (which catches `lifelong.training.NonFiniteLossError`) reports both the same way.
+from lifelong.training import NonFiniteLossError  # noqa: F401
+
 Params = dict[str, Tensor]
 LossFn = Callable[[Tensor, Tensor], Tensor]
-
-
-class NonFiniteLossError(ValueError):
-    """A loss became NaN or infinite; the message names the setting to change."""
 
 
 INNER_LOOP_FIX = "lower `inner_lr` or use fewer `inner_steps`"

@@ -1,4 +1,5 @@
-"""`lifelong run | resume | validate | list`: a thin shell over lifelong.run."""
+"""`lifelong run | resume | report | compare | validate | list`: a thin shell over lifelong.run and
+lifelong.report."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lifelong.config import ConfigError, load_config, load_stream_spec, stream_files
-from lifelong.report.summary import METRIC_COLUMNS
+from lifelong.config import ConfigError, load_config, load_stream_spec, parse_seeds, stream_files
+from lifelong.report import write_report
+from lifelong.report.compare import compare_runs
+from lifelong.report.glossary import GROUPS
 from lifelong.run import RunResult, resume_experiment, run_experiment
 from lifelong.strategies.registry import available
 from lifelong.streams.sources import DataError
@@ -26,7 +29,7 @@ USER_ERRORS = (ConfigError, DataError, NonFiniteLossError, StrategyError, FileNo
 
 
 def _fail(error: Exception) -> None:
-    errors.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
+    errors.print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -34,15 +37,23 @@ def _fail(error: Exception) -> None:
 def run(config: Path = typer.Argument(..., help="experiment config (YAML)"),
         overrides: Optional[list[str]] = typer.Argument(None, help="key.sub=value, e.g. training.lr=0.05"),
         seed: Optional[int] = typer.Option(None, help="run this seed only (overrides `seeds:`)"),
+        seeds: Optional[str] = typer.Option(None, help="run these seeds: a range 0-4, a list 0,2,5, or both"),
         device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
-        out: Optional[Path] = typer.Option(None, help="run folder (default: reports/<name>-<time>)")):
-    """Play the config's stream through its strategies; write the run folder."""
+        out: Optional[Path] = typer.Option(None, help="run folder (default: reports/<name>-<time>)"),
+        references: bool = typer.Option(True, help="train (or reuse from the cache) the independent and joint "
+                                                   "references for negative transfer and intransigence"),
+        tensorboard: bool = typer.Option(False, help="also log to <run folder>/tensorboard (needs the extra)")):
+    """Play the config's stream through its strategies over every seed; write the run folder and report."""
     extra = list(overrides or [])
-    if seed is not None:
-        extra.append(f"seeds=[{seed}]")
-    if device is not None:
-        extra.append(f"device={device}")
     try:
+        if seed is not None or seeds is not None:
+            extra.append(f"seeds={[seed] if seeds is None else parse_seeds(seeds)}")
+        if device is not None:
+            extra.append(f"device={device}")
+        if not references:
+            extra.append("references.enabled=false")
+        if tensorboard:
+            extra.append("tensorboard=true")
         result = run_experiment(load_config(config, extra), out=out)
     except USER_ERRORS as error:
         _fail(error)
@@ -57,6 +68,36 @@ def resume(run_dir: Path = typer.Argument(..., help="folder of an interrupted ru
     except USER_ERRORS as error:
         _fail(error)
     _print_result(result)
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="run folder written by `lifelong run`"),
+           out: Optional[Path] = typer.Option(None, help="where to write report.html and report.md "
+                                                         "(default: the run folder)")):
+    """Rebuild report.html and report.md from a run folder's files alone."""
+    try:
+        result = write_report(run_dir, out)
+    except USER_ERRORS as error:
+        _fail(error)
+    for note in result.notes:
+        errors.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    for path in result.written:
+        console.print(f"report:  {path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def compare(run_dirs: list[Path] = typer.Argument(..., help="run folders to put side by side"),
+            out: Optional[Path] = typer.Option(None, help="folder for compare.csv/.md/.html "
+                                                          "(default: reports/compare-<time>)")):
+    """Strategies side by side across runs, grouped by stream: mean ± 95% CI, best per metric in bold."""
+    try:
+        result = compare_runs(run_dirs, out)
+    except USER_ERRORS as error:
+        _fail(error)
+    for note in result.notes:
+        errors.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    for path in result.written:
+        console.print(f"compare: {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -91,10 +132,20 @@ def list_(what: str = typer.Argument(..., help="strategies | streams")):
 def _print_result(result: RunResult) -> None:
     table = Table(title=f"{result.metrics['score']} — mean over seeds")
     table.add_column("strategy")
-    for name in METRIC_COLUMNS:
+    columns = GROUPS["Core metrics"] + (("ntg_learn",) if result.references else ())
+    for name in columns:
         table.add_column(name, justify="right")
     for label, metrics in result.metrics["summary"].items():
-        table.add_row(label, *(f"{metrics[name]['mean']:.4f}" for name in METRIC_COLUMNS))
+        table.add_row(label, *(f"{metrics[name]['mean']:.4f}" if name in metrics else "n/a" for name in columns))
     console.print(table)
-    console.print(f"record:  {result.folder / 'record.csv'}", highlight=False)
-    console.print(f"report:  {result.folder / 'summary.md'}", highlight=False)
+    if result.references:
+        refs = result.references
+        console.print(f"references: {refs['cache_hits']} trainings reused from {refs['cache_dir']}, "
+                      f"{refs['cache_misses']} run", highlight=False, soft_wrap=True)
+    console.print(f"record:  {result.folder / 'record.csv'}", highlight=False, soft_wrap=True)
+    for path in result.report:
+        console.print(f"report:  {path}", highlight=False, soft_wrap=True)
+
+
+if __name__ == "__main__":
+    app()

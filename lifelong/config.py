@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -35,6 +35,39 @@ class StrategyEntry(BaseModel):
         return self.label or self.name
 
 
+class ReferencesSpec(BaseModel):
+    """The `references:` section: the learners that negative transfer and intransigence compare with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="train (or load from the cache) the independent and joint "
+                                                    "references; `lifelong run --no-references` turns it off")
+    cache_dir: str = Field(default="reports/.cache", description="where references are cached across runs")
+    joint_at: Literal["all", "auto"] | list[int] = Field(
+        default="auto", description="tasks k whose joint model on 1..k is trained (one training each): all, a "
+                                    "list, or auto = all for streams up to 10 tasks, else 5 spread over the stream")
+
+    def joint_tasks(self, n_tasks: int) -> list[int]:
+        """The 1-based k at which a*_k is computed; always includes T (RWalk reports I_T)."""
+        if self.joint_at == "all" or (self.joint_at == "auto" and n_tasks <= 10):
+            return list(range(1, n_tasks + 1))
+        if self.joint_at == "auto":
+            return sorted({round(n_tasks * q) for q in (0.2, 0.4, 0.6, 0.8)} | {1, n_tasks})
+        wrong = [k for k in self.joint_at if not 1 <= k <= n_tasks]
+        if wrong:
+            raise ValueError(f"references.joint_at lists {wrong}, outside the stream's tasks 1..{n_tasks}")
+        return sorted(set(self.joint_at))
+
+
+class AnalysisSpec(BaseModel):
+    """The `analysis:` section: how the metrics are judged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tolerance: float = Field(default=0.02, ge=0, description="with one seed, a gap (e.g. negative transfer) is "
+                                                             "flagged only when larger than this")
+
+
 class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -47,6 +80,10 @@ class ExperimentConfig(BaseModel):
     seeds: list[int] = Field(default=[0], min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     out: str = "reports"
+    references: ReferencesSpec = ReferencesSpec()
+    analysis: AnalysisSpec = AnalysisSpec()
+    tensorboard: bool = Field(default=False, description="log scalars and the score matrix for TensorBoard "
+                                                         "(needs the `tensorboard` extra)")
 
     @model_validator(mode="after")
     def _labels_unique(self):
@@ -76,6 +113,21 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig
     for i, entry in enumerate(config.strategies):
         _check_strategy(entry, i, path, lines)
     return config
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`0-4` -> [0, 1, 2, 3, 4]; `0,2,5` -> [0, 2, 5]; ranges and lists mix (`0-2,7`)."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high if dash else low)
+        except ValueError:
+            raise ConfigError(f"--seeds {text!r}: write a range (0-4), a list (0,2,5) or both (0-2,7)") from None
+        if first < 0 or last < first:
+            raise ConfigError(f"--seeds {text!r}: {part.strip()!r} is not an increasing range of seeds >= 0")
+        seeds += [s for s in range(first, last + 1) if s not in seeds]
+    return seeds
 
 
 def load_stream_spec(path: str | Path) -> StreamSpec:
@@ -170,9 +222,14 @@ def _describe(error: ValidationError, path: Path, lines: dict, stream_file: Path
     return "invalid config:\n  " + "\n  ".join(problems)
 
 
+# Every `builder:` value of the StreamSpec union, read off the union so new builders need no edit here.
+_BUILDER_NAMES = {name for spec in get_args(get_args(StreamSpec)[0])
+                  for name in get_args(spec.model_fields["builder"].annotation)}
+
+
 def _drop_union_tag(loc: tuple) -> tuple:
     """pydantic puts the discriminator value (e.g. 'split') first in the location of union errors."""
-    return loc[1:] if loc and loc[0] in ("split", "permuted", "rotated", "sinusoid") else loc
+    return loc[1:] if loc and loc[0] in _BUILDER_NAMES else loc
 
 
 def _nearest_line(lines: dict, field: tuple) -> str:

@@ -1,4 +1,4 @@
-"""Wire a config into stream -> strategies -> orchestrator -> record -> metrics -> run folder.
+"""Wire a config into stream -> strategies -> orchestrator -> record -> references -> metrics -> report.
 
 Python users call `run_experiment` (or `resume_experiment`); the CLI is a thin shell over them.
 """
@@ -18,12 +18,12 @@ import yaml
 
 from lifelong.callbacks import Callback
 from lifelong.config import REPO_ROOT, ExperimentConfig
-from lifelong.evaluation import metrics
-from lifelong.evaluation.aggregate import summarize
+from lifelong.evaluation.analysis import analyse, reference_scores
 from lifelong.evaluation.record import LifetimeRecord
 from lifelong.orchestrator import play
 from lifelong.progress import ProgressDisplay
-from lifelong.report.summary import METRIC_COLUMNS, summary_markdown
+from lifelong.references import ReferenceCache, compute_references
+from lifelong.report import write_report
 from lifelong.run_folder import RunFolder
 from lifelong.strategies.base import StrategyContext
 from lifelong.strategies.registry import strategy_class
@@ -36,6 +36,8 @@ class RunResult:
     folder: Path
     records: list[LifetimeRecord]
     metrics: dict
+    references: dict | None  # what references.json holds, with the cache's hit and miss counts
+    report: list[Path]  # report.html and report.md
 
 
 class RecordWriter(Callback):
@@ -114,7 +116,8 @@ def _play_all(config, stream: Stream, folder: RunFolder, device, states: dict, c
     records: list[LifetimeRecord] = []
     total = len(config.seeds) * len(config.strategies) * len(stream)
     display = ProgressDisplay(total) if progress else None
-    hooks = [RecordWriter(folder, records), *([display] if display else []), *callbacks]
+    hooks = [RecordWriter(folder, records), *([display] if display else []), *_optional_hooks(config, folder),
+             *callbacks]
     try:
         for seed in config.seeds:
             for entry in config.strategies:
@@ -133,20 +136,23 @@ def _play_all(config, stream: Stream, folder: RunFolder, device, states: dict, c
     finally:
         if display:
             display.close()
-    results = compute_metrics(records)
+    references = None
+    if config.references.enabled:
+        log = (lambda line: display.console.print(line, highlight=False, markup=False)) if display else None
+        references = compute_references(config, stream, device, records,
+                                        ReferenceCache(Path(config.references.cache_dir)), log)
+        folder.write_json("references.json", references)
+    results = analyse(records, reference_scores(references), config.analysis.tolerance)
     folder.write_json("metrics.json", results)
-    folder.write_text("summary.md", summary_markdown(config.name, stream.name, records, results["summary"]))
-    return RunResult(folder.path, records, results)
+    return RunResult(folder.path, records, results, references, write_report(folder.path).written)
 
 
-def compute_metrics(records: list[LifetimeRecord]) -> dict:
-    """Core metrics per (strategy, seed), then mean/std/CI across seeds per strategy."""
-    per_seed: dict[str, dict[int, dict]] = {}
-    for record in records:
-        per_seed.setdefault(record.strategy, {})[record.seed] = metrics.core_metrics(record.scores)
-    summary = {label: {name: summarize([m[name] for m in seeds.values()]) for name in METRIC_COLUMNS}
-               for label, seeds in per_seed.items()}
-    return {"score": records[0].score_name if records else None, "per_seed": per_seed, "summary": summary}
+def _optional_hooks(config: ExperimentConfig, folder: RunFolder) -> list[Callback]:
+    if not config.tensorboard:
+        return []
+    from lifelong.tensorboard_log import TensorBoardLogger  # imports tensorboard: only when asked for
+
+    return [TensorBoardLogger(folder.file("tensorboard"))]
 
 
 def environment(device: torch.device) -> dict:

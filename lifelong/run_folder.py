@@ -2,7 +2,7 @@
 
 Layout: config.yaml, environment.json, record.csv (+ record.parquet with pyarrow), timings.csv,
 curves.csv (few-shot adaptation curves),
-metrics.json, summary.md, events.jsonl, checkpoints/<label>-seed<N>.pt, error.txt on failure.
+metrics.json, references.json, report.html, report.md, events.jsonl, checkpoints/<label>-seed<N>.pt, error.txt on failure.
 """
 
 from __future__ import annotations

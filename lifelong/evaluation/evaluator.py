@@ -6,8 +6,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lifelong.evaluation.fewshot import HeldOutEpisodes
 from lifelong.streams.task import Task
-from lifelong.training import output_mask
+from lifelong.training import NonFiniteLossError, output_mask
 
 EVAL_BATCH = 4096
 
@@ -41,6 +42,35 @@ def evaluate_stream(strategy, tasks: tuple[Task, ...], n_outputs: int) -> np.nda
 
 
 def evaluate_stream_few_shot(strategy, tasks: tuple[Task, ...], supports: list, steps: int) -> np.ndarray:
-    """Adaptation curves of every task: shape (T, steps+1, 2), [..., 0] score, [..., 1] loss."""
-    curves = strategy.adaptation_curves(list(tasks), supports, steps)
-    return torch.stack(list(curves)).detach().cpu().numpy().astype(float)
+    """Adaptation curves of every task: shape (T, steps+1, 2), [..., 0] score, [..., 1] loss.
+
+    An episodic task's curve is the mean over its held-out episodes. All episodes of all tasks
+    go to the strategy in one call, so a strategy that vmaps adapts them all at once.
+    """
+    episodes, episode_supports, owner = [], [], []
+    for i, (task, support) in enumerate(zip(tasks, supports)):
+        if isinstance(support, HeldOutEpisodes):
+            episodes += support.tasks
+            episode_supports += support.supports
+        else:
+            episodes.append(task)
+            episode_supports.append(support)
+        owner += [i] * (len(episodes) - len(owner))
+    curves = torch.stack(list(strategy.adaptation_curves(episodes, episode_supports, steps))).detach()
+    _check_finite_curves(curves, episodes, steps)
+    owner = torch.tensor(owner, device=curves.device)
+    sums = curves.new_zeros(len(tasks), *curves.shape[1:]).index_add_(0, owner, curves)
+    counts = torch.bincount(owner, minlength=len(tasks)).to(curves.dtype)
+    return (sums / counts[:, None, None]).cpu().numpy().astype(float)
+
+
+def _check_finite_curves(curves: torch.Tensor, episodes: list[Task], steps: int) -> None:
+    """Raise when an adaptation diverged: a NaN in the record would poison every metric silently."""
+    diverged = ~torch.isfinite(curves).flatten(1).all(1)
+    if bool(diverged.any()):
+        first = episodes[int(diverged.nonzero()[0, 0])]
+        raise NonFiniteLossError(
+            f"few-shot adaptation diverged on {int(diverged.sum())} of {len(episodes)} tasks (first: {first.name!r}) "
+            f"within evaluation.steps={steps}; lower the adaptation step size (params.inner_lr of a meta-learner, "
+            "evaluation.inner_lr of the others) or evaluation.steps. Meta-SGD's learned step sizes are trained for "
+            "params.inner_steps steps and may diverge over more.")

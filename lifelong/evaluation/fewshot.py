@@ -2,10 +2,18 @@
 
 The support set of a task is fixed for the whole lifetime (seeded by run seed and task index),
 so every row of the record adapts on the same examples and rows stay comparable.
+
+An episodic task (a family segment or an N-way segment, see `lifelong.streams.episodic`) is
+scored on its held-out episodes instead: its "support set" is a `HeldOutEpisodes`, several plain
+tasks each with its own support set, and its score is their mean. For a family segment they are
+the held-out functions (k of each function's points are the support, the rest its query); for
+an N-way segment, `eval_episodes` episodes, each dealing the classes to the outputs as training
+episodes do, with k training examples per class as support and the segment's test set as query.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -13,7 +21,10 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from lifelong.seeding import generator
+from lifelong.streams.episodic import episodic_kind, held_out_functions
 from lifelong.streams.task import Task
+
+Support = tuple[torch.Tensor, torch.Tensor]
 
 
 class EvaluationSpec(BaseModel):
@@ -27,9 +38,31 @@ class EvaluationSpec(BaseModel):
     inner_lr: float = Field(default=0.01, gt=0, le=10, description="step size when adapting non-meta strategies")
 
 
-def support_set(task: Task, shots: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`shots` training examples per class of the task (or `shots` points for regression)."""
-    draw = generator(seed, "eval", task.id, device=task.y_train.device)
+@dataclass(frozen=True)
+class HeldOutEpisodes:
+    """The few-shot evaluation of an episodic task: plain tasks whose training split is exactly
+    their support set and whose test split is their query set. The task scores their mean."""
+
+    tasks: tuple[Task, ...]
+
+    @property
+    def supports(self) -> list[Support]:
+        return [(episode.x_train, episode.y_train) for episode in self.tasks]
+
+
+def support_set(task: Task, shots: int, seed: int) -> Support | HeldOutEpisodes:
+    """`shots` training examples per class of the task (or `shots` points for regression).
+
+    For an episodic task, its held-out episodes with their support sets (see the module doc).
+    """
+    if episodic_kind(task) == "family":
+        return _held_out_functions(task, shots, seed)
+    if episodic_kind(task) == "classes":
+        return _held_out_class_episodes(task, shots, seed)
+    return _draw_support(task, shots, generator(seed, "eval", task.id, device=task.y_train.device))
+
+
+def _draw_support(task: Task, shots: int, draw: torch.Generator) -> Support:
     if task.kind == "regression":
         if len(task.x_train) < shots:
             raise ValueError(f"task {task.name!r} has {len(task.x_train)} training points, fewer than "
@@ -45,6 +78,41 @@ def support_set(task: Task, shots: int, seed: int) -> tuple[torch.Tensor, torch.
         picks.append(members[torch.randperm(len(members), generator=draw, device=draw.device)[:shots]])
     pick = torch.stack(picks, 1).flatten()  # interleaved classes: c0, c1, ..., c0, c1, ...
     return task.x_train[pick], task.y_train[pick]
+
+
+def _held_out_functions(task: Task, shots: int, seed: int) -> HeldOutEpisodes:
+    """One episode per held-out function: `shots` random points of it as support, the rest as query."""
+    x, y = held_out_functions(task)
+    n_functions, n_points = x.shape[:2]
+    if shots >= n_points:
+        raise ValueError(f"task {task.name!r}: its held-out functions have {n_points} points, so "
+                         f"evaluation.shots={shots} leaves no query point; lower evaluation.shots or raise "
+                         "test_points_per_function in the stream spec")
+    draw = generator(seed, "eval", task.id, device=x.device)
+    order = torch.rand(n_functions, n_points, generator=draw, device=x.device).argsort(1)
+    rows = torch.arange(n_functions, device=x.device).unsqueeze(1)
+    xs, ys = x[rows, order], y[rows, order]
+    return HeldOutEpisodes(tuple(
+        Task(task.id, f"{task.name} function {f + 1}", "regression", xs[f, :shots], ys[f, :shots],
+             xs[f, shots:], ys[f, shots:], meta={"episode_of": task.id})
+        for f in range(n_functions)))
+
+
+def _held_out_class_episodes(task: Task, shots: int, seed: int) -> HeldOutEpisodes:
+    """`eval_episodes` episodes: the classes dealt to the outputs like training episodes deal them."""
+    ways = len(task.classes)
+    episodes = []
+    for e in range(task.meta["eval_episodes"]):
+        draw = generator(seed, "eval", task.id, e, device=task.y_train.device)
+        if task.meta["episode_labels"] == "shuffled":
+            slot = torch.randperm(ways, generator=draw, device=draw.device)
+        else:
+            slot = torch.arange(ways, device=draw.device)
+        dealt = Task(task.id, f"{task.name} episode {e + 1}", "classification", task.x_train, slot[task.y_train],
+                     task.x_test, slot[task.y_test], classes=task.classes, meta={"episode_of": task.id})
+        x_support, y_support = _draw_support(dealt, shots, draw)
+        episodes.append(replace(dealt, x_train=x_support, y_train=y_support))
+    return HeldOutEpisodes(tuple(episodes))
 
 
 def score_and_loss(outputs: torch.Tensor, targets: torch.Tensor, kind: str,

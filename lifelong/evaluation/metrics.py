@@ -28,7 +28,8 @@ def _reference(R: np.ndarray, ref) -> np.ndarray:
     return ref
 
 
-def _nanmean(x) -> float:
+def defined_mean(x) -> float:
+    """Mean of the non-NaN values; NaN (without numpy's warning) when there are none."""
     x = np.asarray(x, dtype=float)
     x = x[~np.isnan(x)]
     return float(x.mean()) if x.size else NAN
@@ -40,13 +41,13 @@ def _learned(R: np.ndarray) -> np.ndarray:
 
 def acc(R) -> float:
     """ACC = (1/T) sum_j R[T][j]: mean of the final row (GEM, Lopez-Paz & Ranzato 2017; = A_T)."""
-    return _nanmean(_check(R)[-1])
+    return defined_mean(_check(R)[-1])
 
 
 def learning_acc(R) -> float:
     """LA = (1/T) sum_j R[j][j]: mean score right after each task is learned
     (MER, Riemer et al. 2019)."""
-    return _nanmean(_learned(_check(R)))
+    return defined_mean(_learned(_check(R)))
 
 
 def average_accuracy_after(R, k: int) -> float:
@@ -55,26 +56,34 @@ def average_accuracy_after(R, k: int) -> float:
     R = _check(R)
     if not 1 <= k <= R.shape[1]:
         raise ValueError(f"k must be in 1..{R.shape[1]}, got {k}")
-    return _nanmean(R[k, :k])
+    return defined_mean(R[k, :k])
 
 
 def bwt(R) -> float:
     """BWT = 1/(T-1) sum_{j<T} (R[T][j] - R[j][j]) (GEM paper); NaN for T = 1."""
     R = _check(R)
-    return _nanmean(R[-1, :-1] - _learned(R)[:-1])
+    return defined_mean(R[-1, :-1] - _learned(R)[:-1])
 
 
 def bwt_gem_code(R) -> float:
     """GEM released code's BWT: the same sum divided by T, = ACC - LA = (T-1)/T * bwt (MER's BTI)."""
     R = _check(R)
-    return _nanmean(R[-1] - _learned(R))
+    return defined_mean(R[-1] - _learned(R))
+
+
+def fwt_per_task(R) -> np.ndarray:
+    """R[j-1][j] - b_j per task: zero-shot score just before task j is trained minus its score
+    at random init; NaN for task 1, which has no earlier task."""
+    R = _check(R)
+    out = np.diagonal(R) - R[0]
+    out[0] = NAN
+    return out
 
 
 def fwt(R) -> float:
     """FWT = 1/(T-1) sum_{j=2..T} (R[j-1][j] - b_j): zero-shot gain over random init
     (GEM paper, Lopez-Paz & Ranzato 2017); NaN for T = 1."""
-    R = _check(R)
-    return _nanmean(np.diagonal(R)[1:] - R[0, 1:])
+    return defined_mean(fwt_per_task(R)[1:])
 
 
 def _max_forgetting(R: np.ndarray, first_row) -> np.ndarray:
@@ -96,7 +105,7 @@ def forgetting_per_task(R) -> np.ndarray:
 
 def forgetting(R) -> float:
     """F = mean_{j<T} f_j of `forgetting_per_task` (Lifelong's choice); NaN for T = 1."""
-    return _nanmean(forgetting_per_task(R)[:-1])
+    return defined_mean(forgetting_per_task(R)[:-1])
 
 
 def forgetting_chaudhry_paper_per_task(R) -> np.ndarray:
@@ -115,7 +124,7 @@ def avalanche_forgetting_per_task(R) -> np.ndarray:
 
 def avalanche_forgetting(R) -> float:
     """Avalanche StreamForgetting at stream end: mean_{j<T} (R[j][j] - R[T][j]) = -bwt(R)."""
-    return _nanmean(avalanche_forgetting_per_task(R)[:-1])
+    return defined_mean(avalanche_forgetting_per_task(R)[:-1])
 
 
 def intransigence_per_task(R, joint_diag) -> np.ndarray:
@@ -128,7 +137,7 @@ def intransigence_per_task(R, joint_diag) -> np.ndarray:
 def intransigence(R, joint_diag) -> dict[str, float]:
     """RWalk intransigence: {"final": I_T, "mean": mean_k I_k} (NaN I_k skipped)."""
     values = intransigence_per_task(R, joint_diag)
-    return {"final": float(values[-1]), "mean": _nanmean(values)}
+    return {"final": float(values[-1]), "mean": defined_mean(values)}
 
 
 def negative_transfer_per_task(R, independent_diag) -> dict[str, np.ndarray]:
@@ -147,13 +156,13 @@ def diaz_rodriguez(R) -> dict[str, float]:
     """
     M = _check(R)[1:]
     i, j = np.indices(M.shape)
-    back = _nanmean((M - np.diagonal(M))[i > j])  # column j minus its own diagonal entry
+    back = defined_mean((M - np.diagonal(M))[i > j])  # column j minus its own diagonal entry
     return {
-        "A": _nanmean(M[i >= j]),
+        "A": defined_mean(M[i >= j]),
         "BWT": back,
         "REM": float(1 - abs(np.minimum(back, 0.0))),  # np.minimum/maximum keep NaN for T = 1
         "BWT_plus": float(np.maximum(back, 0.0)),
-        "FWT": _nanmean(M[i < j]),
+        "FWT": defined_mean(M[i < j]),
     }
 
 
@@ -166,7 +175,7 @@ def lca(curves, beta: int) -> float:
     curves = np.asarray(curves, dtype=float)
     if curves.ndim != 2 or not 0 <= beta < curves.shape[1]:
         raise ValueError(f"expected curves of shape (T, > beta), beta >= 0; got {curves.shape}, {beta=}")
-    return _nanmean([_nanmean(curves[:, b]) for b in range(beta + 1)])
+    return defined_mean([defined_mean(curves[:, b]) for b in range(beta + 1)])
 
 
 def adaptation_gain(curve) -> np.ndarray:

@@ -11,6 +11,7 @@ so the penalty S*theta^2 - 2*M*theta + C costs the same after 1 task or 100.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Literal
 
 import torch
@@ -85,8 +86,11 @@ class EWC(Strategy):
         self.model.eval()
         for start in range(0, n, chunk):
             grads = per_example(params, task.x_train[start:start + chunk], task.y_train[start:start + chunk])
-            for k, g in grads.items():
-                fisher[k] += (g ** 2).sum(0)
+            squares = _squared(grads, keep=(*params.values(), *buffers.values(), task.x_train))
+            del grads
+            for k in squares:
+                fisher[k] += squares[k].sum(0)
+            del squares  # else this chunk's per-example buffers stay alive while the next is computed
         return {k: f / n for k, f in fisher.items()}
 
     def state_dict(self) -> dict:
@@ -95,3 +99,21 @@ class EWC(Strategy):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.sums = state["sums"]
+
+
+def _squared(grads: dict[str, torch.Tensor], keep: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+    """`g ** 2` of every per-example gradient, in place where that cannot touch anything else.
+
+    The per-example gradients (chunk x parameter size) are the Fisher estimate's largest buffers;
+    squaring them in place spares allocating and filling a second one as large (same values:
+    `square_` is the same kernel as `** 2`). Out of place for a gradient that overlaps itself
+    (an expanded constant), shares memory with another gradient (autograd can hand one tensor to
+    two parameters, e.g. for `w1 + w2`) or with a parameter, buffer or the task's inputs.
+    """
+    def storage(t: torch.Tensor) -> int:
+        return t.untyped_storage().data_ptr()
+
+    counts = Counter(storage(g) for g in grads.values())
+    kept = {storage(t) for t in keep}
+    return {k: g.square_() if g.is_contiguous() and counts[storage(g)] == 1 and storage(g) not in kept
+            else g.square() for k, g in grads.items()}

@@ -21,7 +21,7 @@ def lifelong(*args, cwd=REPO, env=None):
 
 def test_quickstart_writes_a_complete_run_folder(tmp_path):
     out = tmp_path / "run"
-    result = lifelong("run", "configs/quickstart.yaml", "training.epochs=2", "--out", out)
+    result = lifelong("run", "configs/quickstart.yaml", "--out", out)
     assert result.returncode == 0, result.stderr
     assert f"record:  {out / 'record.csv'}" in result.stdout
     record = pd.read_csv(out / "record.csv")
@@ -35,8 +35,9 @@ def test_quickstart_writes_a_complete_run_folder(tmp_path):
     assert naive["forgetting"] > 0.5 and naive["bwt"] < -0.5
     assert abs(naive["acc"] - final["naive"]) < 1e-9
     assert results["per_seed"]["independent"]["0"]["bwt"] == 0.0
-    summary = (out / "summary.md").read_text()
-    assert "| naive |" in summary and "before training" in summary
+    report = (out / "report.md").read_text()
+    assert "| naive |" in report and "before any training" in report
+    assert f"report:  {out / 'report.html'}" in result.stdout and (out / "references.json").is_file()
     env = json.loads((out / "environment.json").read_text())
     assert env["packages"]["torch"] and env["device"] == "cpu"
     timings = pd.read_csv(out / "timings.csv")

@@ -1,0 +1,90 @@
+"""Strategies side by side across run folders: one table per stream (runs on different streams are
+allowed but never mixed in one table), mean ± 95% CI, the best of each metric in bold."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from lifelong.report.document import best_rows, fmt
+from lifelong.report.glossary import GLOSSARY, GROUPS
+from lifelong.report.render import Best, Block, Heading, Table, Text, to_html, to_markdown
+from lifelong.report.rundata import RunData, load_run
+from lifelong.run_folder import atomic_write
+
+COLUMNS = GROUPS["Core metrics"] + GROUPS["Against the references"]
+
+
+@dataclass
+class CompareResult:
+    written: list[Path]
+    frame: pd.DataFrame  # long form: one row per (stream, run, strategy, metric)
+    notes: list[str]
+
+
+def stream_id(run: RunData) -> str:
+    """The stream's name plus a short hash of its full spec: same name, different spec -> different group."""
+    spec = json.dumps(run.stream, sort_keys=True, default=str)
+    return f"{run.stream.get('name')} [{hashlib.sha256(spec.encode()).hexdigest()[:8]}]"
+
+
+def compare_runs(run_dirs: list[str | Path], out_dir: str | Path | None = None) -> CompareResult:
+    runs = [load_run(d) for d in run_dirs]
+    notes = [f"{run.path}: {note}" for run in runs for note in run.notes]
+    frame = _long_form(runs)
+    groups = list(dict.fromkeys(frame["stream"])) if len(frame) else []
+    if len(groups) > 1:
+        notes.append(f"the runs cover {len(groups)} different streams; they are compared within each stream only")
+    out = Path(out_dir) if out_dir else Path("reports") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    blocks = _blocks(frame, groups, runs)
+    paths = [out / "compare.csv", out / "compare.md", out / "compare.html"]
+    atomic_write(paths[0], frame.to_csv(index=False))
+    atomic_write(paths[1], to_markdown(blocks))
+    atomic_write(paths[2], to_html("lifelong comparison", blocks))
+    return CompareResult(paths, frame, notes)
+
+
+def _long_form(runs: list[RunData]) -> pd.DataFrame:
+    """Every summarised metric of every strategy of every run, with `best` marked within its stream."""
+    rows = []
+    for run in runs:
+        for strategy, summary in ((run.metrics or {}).get("summary") or {}).items():
+            for metric, agg in summary.items():
+                rows.append({"stream": stream_id(run), "run": run.path.name, "run_dir": str(run.path),
+                             "strategy": strategy, "metric": metric, **agg})
+    frame = pd.DataFrame(rows, columns=["stream", "run", "run_dir", "strategy", "metric", "mean", "std",
+                                        "ci95_low", "ci95_high", "n"])
+    frame["best"] = False
+    for (_, metric), group in frame.groupby(["stream", "metric"], sort=False):
+        winners = best_rows(dict(zip(group.index, group["mean"])), metric)
+        frame.loc[list(winners), "best"] = True
+    return frame
+
+
+def _blocks(frame: pd.DataFrame, groups: list[str], runs: list[RunData]) -> list[Block]:
+    blocks: list[Block] = [
+        Heading("Comparison", 1),
+        Text(f"{len(runs)} run(s): " + ", ".join(f"`{run.path}`" for run in runs) + ". Mean over seeds ± "
+             "half-width of the 95% confidence interval; bold = best mean within its stream (higher is better "
+             "for every metric except forgetting, intransigence and negative transfer, where lower is); "
+             "where the intervals overlap, the difference may be seed noise.")]
+    if len(groups) > 1:
+        blocks.append(Text(f"The runs use {len(groups)} different streams, so each stream has its own table; "
+                           "numbers are never ranked across streams."))
+    for stream in groups:
+        part = frame[frame["stream"] == stream]
+        shown = [m for m in COLUMNS if m in set(part["metric"])]
+        rows = []
+        for (_, strategy), group in part.groupby(["run_dir", "strategy"], sort=False):
+            cells = {r.metric: (Best(fmt(r._asdict())) if r.best else fmt(r._asdict()))
+                     for r in group.itertuples()}
+            rows.append([group["run"].iloc[0], strategy, *(cells.get(m, "n/a") for m in shown)])
+        blocks += [Heading(f"Stream {stream}"), Table(["run", "strategy", *shown], rows)]
+    blocks += [Heading("Metrics"), Table(["metric", "formula", "better"],
+                                         [[m, GLOSSARY[m].formula, GLOSSARY[m].better] for m in COLUMNS])]
+    return blocks

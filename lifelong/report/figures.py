@@ -1,0 +1,146 @@
+"""The report's plots as matplotlib Figures (`png` turns one into bytes). Uses the object API with
+the Agg renderer (no pyplot, no display, no global backend switch), so it runs headless."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+
+ANNOTATE_UP_TO = 12  # write the values into heatmap cells only while they stay legible
+FLAG_COLOR = "#c0392b"
+
+
+def png(fig: Figure, dpi: int = 80) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _figure(width: float, height: float, rows: int = 1, cols: int = 1) -> tuple[Figure, np.ndarray]:
+    """A figure of `rows` x `cols` panels with fixed margins in inches. Fixed margins instead of
+    matplotlib's layout engines halve the drawing time (they lay every text out several times)."""
+    fig = Figure(figsize=(width, height))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    fig.subplots_adjust(left=0.8 / width, right=1 - 0.25 / width, bottom=0.55 / height, top=1 - 0.35 / height,
+                        wspace=0.4, hspace=0.75 if rows > 1 else 0.2)
+    return fig, axes
+
+
+def _grid(n: int, width: float, height: float, max_cols: int = 4) -> tuple[Figure, list]:
+    """One panel per strategy, up to `max_cols` a row."""
+    cols = min(n, max_cols)
+    rows = math.ceil(n / cols)
+    fig, axes = _figure(width * cols, height * rows, rows, cols)
+    axes = axes.ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, list(axes[:n])
+
+
+def _task_ticks(n: int) -> list[int]:
+    return list(range(0, n, max(1, math.ceil(n / 10))))
+
+
+def heatmaps(matrices: dict[str, np.ndarray], score_name: str) -> Figure:
+    """One heatmap per strategy: rows = after training task i (row 0 = before training), columns = task."""
+    fig, axes = _grid(len(matrices), 4.2, 3.8)
+    values = np.concatenate([m.ravel() for m in matrices.values()])
+    bounded = score_name == "accuracy"
+    low, high = (0.0, 1.0) if bounded else (np.nanmin(values), np.nanmax(values))
+    for ax, (label, matrix) in zip(axes, matrices.items()):
+        T = matrix.shape[1]
+        image = ax.imshow(matrix, vmin=low, vmax=high, cmap="viridis", aspect="auto")
+        ax.set_title(label)
+        ax.set_xlabel("evaluated task")
+        ax.set_ylabel("after training task")
+        ax.set_xticks(_task_ticks(T), [str(j + 1) for j in _task_ticks(T)])
+        rows = [0, *[i + 1 for i in _task_ticks(T)]]
+        ax.set_yticks(rows, ["before" if i == 0 else str(i) for i in rows])
+        if T <= ANNOTATE_UP_TO:
+            for (i, j), v in np.ndenumerate(matrix):
+                if not np.isnan(v):
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if v < low + 0.6 * (high - low) else "black")
+    fig.colorbar(image, ax=axes, shrink=0.8, label=score_name)
+    return fig
+
+
+def lifetime(matrices: dict[str, np.ndarray], score_name: str) -> Figure:
+    """Score of every task over the lifetime (the classic forgetting plot): dotted before the task is
+    trained, solid from its own training on."""
+    fig, axes = _grid(len(matrices), 4.6, 3.4)
+    for ax, (label, matrix) in zip(axes, matrices.items()):
+        T = matrix.shape[1]
+        colors = [f"C{j % 10}" for j in range(T)]
+        steps = np.arange(T + 1)
+        for j in range(T):
+            ax.plot(steps[:j + 2], matrix[:j + 2, j], ":", color=colors[j], linewidth=0.8)
+            ax.plot(steps[j + 1:], matrix[j + 1:, j], "-", color=colors[j], linewidth=1.4,
+                    label=f"task {j + 1}" if T <= 10 else None)
+        ax.set_title(label)
+        ax.set_xlabel("after training task (0 = before)")
+        ax.set_ylabel(score_name)
+        if T <= 10:
+            ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def per_task_bars(panels: list[tuple[str, dict[str, list[dict]], dict[str, list[bool]]]]) -> Figure:
+    """One panel per (title, values, flags): grouped bars per task, one colour per strategy, 95% CI
+    whiskers (with >= 2 seeds), and a red triangle over every flagged task."""
+    labels = list(panels[0][1])
+    T = len(panels[0][1][labels[0]])
+    fig, axes = _figure(min(16.0, 3 + 0.35 * T * max(1.0, len(labels) / 2)), 2.6 * len(panels), len(panels))
+    for ax, (title, values, flags) in zip(axes[:, 0], panels):
+        _bars(ax, values, flags, T)
+        ax.set_title(title, fontsize=10)
+    axes[0, 0].legend(fontsize=7, ncol=min(len(labels) + 1, 5))
+    axes[-1, 0].set_xlabel("task")
+    return fig
+
+
+def _bars(ax, values: dict[str, list[dict]], flags: dict[str, list[bool]], T: int) -> None:
+    width = 0.8 / len(values)
+    x = np.arange(T)
+    flag_label = "flagged (see the rule above)"
+    for n, (label, aggs) in enumerate(values.items()):
+        mean = np.array([a["mean"] for a in aggs])
+        half = np.array([a["ci95_high"] - a["mean"] for a in aggs])
+        pos = x - 0.4 + width * (n + 0.5)
+        ax.bar(pos, np.nan_to_num(mean), width, yerr=np.where(np.isnan(half), 0, half), capsize=2,
+               color=f"C{n}", label=label, error_kw={"linewidth": 0.8})
+        marked = np.array(flags.get(label) or [False] * T, dtype=bool)
+        if marked.any():
+            tops = np.nan_to_num(mean) + np.nan_to_num(half)
+            ax.plot(pos[marked], tops[marked], "v", color=FLAG_COLOR, markersize=7, label=flag_label)
+            flag_label = None  # one legend entry for all flags
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_xticks(_task_ticks(T), [str(j + 1) for j in _task_ticks(T)])
+
+
+def adaptation_curves(curves: dict[str, list[np.ndarray]], score_name: str) -> Figure:
+    """Few-shot adaptation curves, mean over tasks and then over seeds (band = min..max over seeds):
+    left, each task adapted just before its own training; right, every task at the end."""
+    fig, axes = _figure(10, 3.4, 1, 2)
+    left, right = axes[0]
+    for n, (label, per_seed) in enumerate(curves.items()):
+        for ax, pick in ((left, _before_own_training), (right, lambda c: c[-1])):
+            seeds = np.array([np.nanmean(pick(c), axis=0) for c in per_seed])  # (seeds, steps)
+            steps = np.arange(seeds.shape[1])
+            ax.plot(steps, seeds.mean(0), "-o", color=f"C{n}", markersize=3, label=label)
+            if len(seeds) > 1:
+                ax.fill_between(steps, seeds.min(0), seeds.max(0), color=f"C{n}", alpha=0.15)
+    for ax, title in ((left, "each task just before its own training"), (right, "every task at the end")):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("adaptation steps on the support set")
+        ax.set_ylabel(score_name)
+    right.legend(fontsize=7)
+    return fig
+
+
+def _before_own_training(curves: np.ndarray) -> np.ndarray:
+    n = curves.shape[1]
+    return curves[np.arange(n), np.arange(n)]

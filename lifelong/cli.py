@@ -79,10 +79,7 @@ def report(run_dir: Path = typer.Argument(..., help="run folder written by `life
         result = write_report(run_dir, out)
     except USER_ERRORS as error:
         _fail(error)
-    for note in result.notes:
-        errors.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
-    for path in result.written:
-        console.print(f"report:  {path}", highlight=False, soft_wrap=True)
+    _print_written(result, "report: ")
 
 
 @app.command()
@@ -94,10 +91,15 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="run folders to put 
         result = compare_runs(run_dirs, out)
     except USER_ERRORS as error:
         _fail(error)
+    _print_written(result, "compare:")
+
+
+def _print_written(result, label: str) -> None:
+    """Notes (what was missing or unusual) on stderr, then the files written."""
     for note in result.notes:
         errors.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     for path in result.written:
-        console.print(f"compare: {path}", highlight=False, soft_wrap=True)
+        console.print(f"{label} {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -122,7 +124,7 @@ def list_(what: str = typer.Argument(..., help="strategies | streams")):
         for name, path in stream_files().items():
             try:
                 spec = load_stream_spec(path)
-                console.print(f"{name:24s} {spec.builder:9s} {spec.scenario:9s} {spec.n_tasks:3d} tasks", highlight=False)
+                console.print(f"{name:24s} {spec.builder:15s} {spec.scenario:9s} {spec.n_tasks:5d} tasks", highlight=False)
             except ConfigError as error:
                 console.print(f"{name:24s} INVALID: {error}", highlight=False)
     else:

@@ -104,6 +104,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the config must be a mapping of fields (name, stream, strategies, ...)")
     for item in overrides:
+        if item.startswith("stream.") and isinstance(raw.get("stream"), str):
+            raw["stream"] = _resolve_stream(raw["stream"], path)[0]  # a shipped stream, then its fields
         _apply_override(raw, item)
     raw["stream"], stream_file, stream_lines = _resolve_stream(raw.get("stream"), path)
     try:
@@ -173,15 +175,15 @@ def _apply_override(raw: dict, item: str) -> None:
     key, sep, value = item.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {item!r}: write it as key.sub=value (e.g. training.lr=0.05)")
-    node = raw
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
-    last = parts[-1]
-    if isinstance(node, list):
-        node[int(last)] = yaml.safe_load(value)
-    else:
-        node[last] = yaml.safe_load(value)
+    *path, last = key.split(".")
+    try:
+        node = raw
+        for part in path:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        node[int(last) if isinstance(node, list) else last] = yaml.safe_load(value)
+    except (TypeError, ValueError, IndexError, AttributeError, yaml.YAMLError) as error:
+        raise ConfigError(f"override {item!r}: cannot set {key!r} ({type(error).__name__}: {error}); "
+                          "list items take a number (strategies.0.params.lambda=5)") from None
 
 
 def _resolve_stream(value, config_path: Path) -> tuple[Any, Path | None, dict]:

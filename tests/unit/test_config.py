@@ -70,3 +70,13 @@ def test_repeated_labels_and_missing_file_and_bad_yaml(tmp_path):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(write(tmp_path, "name: [unclosed\n"))
+
+
+def test_overriding_fields_of_a_shipped_stream_and_bad_override_paths(tmp_path):
+    path = write(tmp_path, GOOD)
+    config = load_config(path, ["stream=permuted_digits", "stream.n_tasks=2"])
+    assert config.stream.builder == "permuted" and config.stream.n_tasks == 2
+    with pytest.raises(ConfigError, match="override 'name.x=1': cannot set 'name.x'"):
+        load_config(path, ["name.x=1"])
+    with pytest.raises(ConfigError, match="list items take a number"):
+        load_config(path, ["strategies.first.name=naive"])

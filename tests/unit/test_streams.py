@@ -97,3 +97,16 @@ def test_split_fashion_mnist_reads_the_idx_files():
     assert stream.input_shape == (1, 28, 28)
     assert [len(t.y_train) for t in stream] == [12000] * 5 and [len(t.y_test) for t in stream] == [2000] * 5
     assert stream.tasks[0].name == "T1 (T-shirt/top/Trouser)"
+
+
+@pytest.mark.parametrize("name", sorted(__import__("lifelong.config").config.stream_files()))
+def test_every_shipped_stream_spec_validates(name):
+    from lifelong.config import load_stream_spec, stream_files
+    spec = load_stream_spec(stream_files()[name])
+    assert spec.name == name and spec.n_tasks >= 1
+
+
+def test_split_mnist1d_is_generated_in_code():
+    stream = stream_of(name="m", builder="split", dataset="mnist1d", n_tasks=5, classes_per_task=2)
+    assert stream.input_shape == (40,) and [t.classes for t in stream][4] == (8, 9)
+    assert sum(len(t.y_train) for t in stream) == 4000

@@ -79,6 +79,9 @@ class ExperimentConfig(BaseModel):
     strategies: list[StrategyEntry] = Field(min_length=1)
     seeds: list[int] = Field(default=[0], min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(default=None, ge=1, le=1024,
+                                description="torch intra-op CPU threads; default: torch's choice. "
+                                            "1 is fastest for small models on a shared machine")
     out: str = "reports"
     references: ReferencesSpec = ReferencesSpec()
     analysis: AnalysisSpec = AnalysisSpec()

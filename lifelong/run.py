@@ -68,6 +68,13 @@ class RecordWriter(Callback):
                                   "completed_tasks": record.completed, "error": f"{type(error).__name__}: {error}"})
 
 
+def prepare_runtime(config: ExperimentConfig) -> torch.device:
+    """Set the CPU thread count the config asks for and resolve its device."""
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    return resolve_device(config.device)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device: cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
@@ -86,7 +93,7 @@ def new_run_folder(config: ExperimentConfig, out: str | Path | None) -> RunFolde
 def run_experiment(config: ExperimentConfig, *, out: str | Path | None = None, callbacks: list[Callback] = (),
                    progress: bool = True) -> RunResult:
     """Run every strategy of the config over every seed on its stream; write and return the results."""
-    device = resolve_device(config.device)
+    device = prepare_runtime(config)
     folder = new_run_folder(config, out)
     folder.write_yaml("config.yaml", config.model_dump(mode="json", by_alias=True))
     folder.write_json("environment.json", environment(device))
@@ -100,7 +107,7 @@ def resume_experiment(path: str | Path, *, callbacks: list[Callback] = (), progr
     if not folder.file("config.yaml").is_file():
         raise FileNotFoundError(f"{path}: no config.yaml here; is this a run folder written by `lifelong run`?")
     config = ExperimentConfig.model_validate(yaml.safe_load(folder.file("config.yaml").read_text()))
-    device = resolve_device(config.device)
+    device = prepare_runtime(config)
     stream = build_stream(config.stream)
     states = {}
     for seed in config.seeds:

@@ -12,12 +12,7 @@ from lifelong.evaluation.record import LifetimeRecord
 nan = math.nan
 approx = pytest.approx
 
-R3 = np.array([
-    [0.1, 0.5, 0.3],  # b
-    [0.9, 0.9, 0.2],  # after task 1
-    [0.8, 0.8, 0.5],  # after task 2
-    [0.6, 0.7, 0.9],  # after task 3
-])
+from tests.unit.test_metrics import R3  # the hand-worked 3-task record
 
 
 def record(scores, strategy="naive", seed=0, kind="classification", curves=None) -> LifetimeRecord:

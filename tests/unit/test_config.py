@@ -80,3 +80,17 @@ def test_overriding_fields_of_a_shipped_stream_and_bad_override_paths(tmp_path):
         load_config(path, ["name.x=1"])
     with pytest.raises(ConfigError, match="list items take a number"):
         load_config(path, ["strategies.first.name=naive"])
+
+
+def test_threads_setting_is_validated_and_applied(tmp_path):
+    import torch
+
+    from lifelong.run import prepare_runtime
+    before = torch.get_num_threads()
+    try:
+        config = load_config(write(tmp_path, GOOD + "threads: 1\ndevice: cpu\n"))
+        assert prepare_runtime(config) == torch.device("cpu") and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ConfigError, match="field 'threads': Input should be greater than or equal to 1"):
+        load_config(write(tmp_path, GOOD + "threads: 0\n"))

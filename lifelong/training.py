@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterator, Literal
 
 import torch
@@ -86,7 +87,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, spec: Tr
             total += loss.detach()
             steps += 1
     mean_loss = float(total) / steps
-    if not torch.isfinite(torch.tensor(mean_loss)):
+    if not math.isfinite(mean_loss):
         raise NonFiniteLossError(
             f"training loss on task {task.name!r} became non-finite (lr={spec.lr}, optimizer={spec.optimizer}); "
             "lower `training.lr` or, for EWC, `params.lambda`")

@@ -20,6 +20,7 @@ to these learners: their budget is `episodes`, their optimiser Adam with `lr`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -27,12 +28,12 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from lifelong.adapt import check_finite
 from lifelong.evaluation.fewshot import score_and_loss
 from lifelong.models import seeded_model
 from lifelong.seeding import derive_seed, generator
 from lifelong.strategies.base import Predictor, Strategy, StrategyContext
 from lifelong.streams.task import Stream, Task
-from lifelong.training import NonFiniteLossError
 
 EMBED_BATCH = 4096
 
@@ -203,7 +204,7 @@ class ExemplarMemory:
 
 # --------------------------------------------------------------------------- the strategy
 
-class EpisodicStrategy(Strategy):
+class EpisodicStrategy(Strategy, ABC):
     """Embedding network + episodic meta-training + classification from a support set.
 
     Subclasses implement `support_logits`; they may add modules in `extra_modules`.
@@ -240,10 +241,10 @@ class EpisodicStrategy(Strategy):
     def keeps_exemplars(self) -> bool:
         return True
 
+    @abstractmethod
     def support_logits(self, z_support: torch.Tensor, y_support: torch.Tensor, z_query: torch.Tensor,
                        n_classes: int) -> torch.Tensor:
         """Logits (queries, n_classes) given support embeddings with labels in [0, n_classes)."""
-        raise NotImplementedError
 
     # -- lifecycle
 
@@ -271,11 +272,9 @@ class EpisodicStrategy(Strategy):
             loss.backward()
             self.optimizer.step()
             total += loss.detach()
-        mean = float(total) / self.params.episodes
-        if not torch.isfinite(torch.tensor(mean)):
-            raise NonFiniteLossError(f"episodic loss on task {task.name!r} became non-finite "
-                                     f"(params.lr={self.params.lr}); lower params.lr")
-        return mean
+        mean = total / self.params.episodes
+        check_finite(mean, f"episodic loss on task {task.name!r}", fix=f"lower params.lr (now {self.params.lr})")
+        return float(mean)
 
     # -- prediction
 

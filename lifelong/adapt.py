@@ -1,9 +1,12 @@
 """Functional per-task adaptation: inner-loop SGD on a parameter dict, vmapped over tasks.
 
 A model is used as a pure function of a dict of tensors through `torch.func.functional_call`,
-so adapting to a task is `adapt(params, support) -> params'` with no module cloning, and the
-same code runs for one task or, under `torch.func.vmap`, for a whole meta-batch at once. Every
-gradient-based meta-learner in `lifelong.strategies` is built from these pieces:
+so adapting to a task is `adapt(params, support) -> params'` with no module cloning. The same
+code runs for one task or for a whole meta-batch at once: the `*_many` functions and
+`meta_loss` give every task its own copy of the adapted parameters (a leading task dimension),
+run the forward pass under `torch.func.vmap`, and take the inner gradients with plain
+`torch.autograd.grad` over those batched operations (see `_trajectory`). Every gradient-based
+meta-learner in `lifelong.strategies` is built from these pieces:
 
 - MAML (Finn et al. 2017): `meta_loss(..., first_order=False)`; the inner steps keep their
   graph, so the meta-gradient contains the second-order terms.
@@ -37,7 +40,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, vmap
 from torch.nn.modules.batchnorm import _NormBase
 
 # Re-exported: one error class for every non-finite loss, training and adaptation alike, so the
@@ -119,37 +122,80 @@ def _step_sizes(fast: Params, lr: float | Tensor,
     return {k: per_param_lr.get(k, lr) for k in fast}
 
 
-def _trajectory(model: nn.Module, params: Params, x_support: Tensor, y_support: Tensor, *,
-                loss_fn: LossFn, steps: int, lr: float | Tensor, first_order: bool,
-                adapt_keys: Collection[str] | None,
-                per_param_lr: Mapping[str, Tensor] | None) -> Iterator[Params]:
-    """Yield the full parameter dict after 0, 1, ..., `steps` inner SGD steps.
+def _gradient(loss_of: Callable[[Params], Tensor], fast: Params, *, track: bool,
+              create_graph: bool) -> Params:
+    """d(sum of the task losses)/d(fast), computed even under `torch.no_grad()`.
 
-    `torch.func.grad` (not `.backward()`) keeps this a pure function that `vmap` can batch;
-    its result stays differentiable by the outer autograd unless `first_order` detaches it.
+    Unless `track`ed (grad mode was on) and on the graph, tensors become fresh leaves, so the
+    gradient exists; the caller steps the original tensors, so nothing attaches to them. (A view
+    made under `no_grad` of a parameter says `requires_grad` but passes its gradient to the
+    parameter, not to itself, hence `track`.) Parameters the loss does not use get a zero gradient.
     """
+    with torch.enable_grad():
+        inputs = {k: v if track and v.requires_grad else v.detach().requires_grad_() for k, v in fast.items()}
+        grads = torch.autograd.grad(loss_of(inputs).sum(), tuple(inputs.values()), create_graph=create_graph,
+                                    allow_unused=True, materialize_grads=True)
+    return dict(zip(inputs, grads))
+
+
+def _trajectory(loss_of: Callable[[Params], Tensor], fast: Params, *, steps: int,
+                step_size: Mapping[str, float | Tensor], first_order: bool) -> Iterator[Params]:
+    """Yield the adapted parameters after 0, 1, ..., `steps` inner SGD steps.
+
+    `loss_of(fast)` is the support loss of one task (a scalar), or of a batch of tasks (shape
+    (n_tasks,)) when every tensor of `fast` carries a leading task dimension. Tasks share no
+    adapted parameter, so the gradient of their summed loss is each task's own gradient, and a
+    whole meta-batch steps with one plain `torch.autograd.grad` over batched operations. That is
+    what makes the vmapped paths fast: `vmap(grad(...))` computes the same numbers, but pays
+    functorch's per-operation overhead on every backward operation too (measured on Finn et
+    al.'s sinusoid MAML, one CPU thread: 2.8 -> 2.2 ms per meta-iteration).
+
+    Second order keeps each inner gradient on the graph (when grad mode is on); `first_order`
+    detaches it, so the meta-gradient is the query gradient at the adapted parameters.
+    """
+    track = torch.is_grad_enabled()
+    yield fast
+    for _ in range(steps):
+        grads = _gradient(loss_of, fast, track=track, create_graph=track and not first_order)
+        fast = {k: fast[k] - step_size[k] * grads[k] for k in fast}
+        yield fast
+
+
+def _loss_of(model: nn.Module, frozen: Params, x: Tensor, y: Tensor, loss_fn: LossFn, *,
+             batched: bool) -> Callable[[Params], Tensor]:
+    """The loss on (x, y) as a function of the adapted parameters; per task under `batched`.
+
+    Batched, `fast`, `x` and `y` carry the task dimension and `frozen` is shared by all tasks.
+    """
+    def one_task(fast: Params, x: Tensor, y: Tensor) -> Tensor:
+        return loss_fn(forward(model, {**frozen, **fast}, x), y)
+
+    run = vmap(one_task) if batched else one_task
+    return lambda fast: run(fast, x, y)
+
+
+def _inner_loop(model: nn.Module, params: Params, x_support: Tensor, y_support: Tensor, *,
+                loss_fn: LossFn, steps: int, lr: float | Tensor, first_order: bool,
+                adapt_keys: Collection[str] | None, per_param_lr: Mapping[str, Tensor] | None,
+                n_tasks: int | None) -> tuple[Params, Iterator[Params]]:
+    """(frozen, trajectory of the adapted subset) for one task, or `n_tasks` stacked tasks."""
+    assert_vmap_safe(model)
     fast, frozen = _split(params, adapt_keys)
     step_size = _step_sizes(fast, lr, per_param_lr)
-
-    def support_loss(fast_params: Params) -> Tensor:
-        return loss_fn(forward(model, {**frozen, **fast_params}, x_support), y_support)
-
-    support_grad = grad(support_loss)
-    yield {**frozen, **fast}
-    for _ in range(steps):
-        grads = support_grad(fast)
-        if first_order:
-            grads = {k: g.detach() for k, g in grads.items()}
-        fast = {k: fast[k] - step_size[k] * grads[k] for k in fast}
-        yield {**frozen, **fast}
+    batched = n_tasks is not None
+    if batched:  # a view per task; their gradients flow back summed into `params`
+        fast = {k: v.expand(n_tasks, *v.shape) for k, v in fast.items()}
+    loss_of = _loss_of(model, frozen, x_support, y_support, loss_fn, batched=batched)
+    return frozen, _trajectory(loss_of, fast, steps=steps, step_size=step_size, first_order=first_order)
 
 
-def _adapted(model: nn.Module, params: Params, x_support: Tensor, y_support: Tensor,
-             **inner) -> Params:
-    """The last parameters of the inner-loop trajectory."""
-    for adapted in _trajectory(model, params, x_support, y_support, **inner):
+def _adapted(model: nn.Module, params: Params, x_support: Tensor, y_support: Tensor, *,
+             n_tasks: int | None = None, **inner) -> tuple[Params, Params]:
+    """(frozen, adapted subset) after the last inner step."""
+    frozen, trajectory = _inner_loop(model, params, x_support, y_support, n_tasks=n_tasks, **inner)
+    for fast in trajectory:
         pass
-    return adapted
+    return frozen, fast
 
 
 def adapt(model: nn.Module, params: Params, x_support: Tensor, y_support: Tensor, *,
@@ -163,28 +209,23 @@ def adapt(model: nn.Module, params: Params, x_support: Tensor, y_support: Tensor
     detaches each inner gradient (FOMAML). With `per_param_lr` (Meta-SGD) those names step
     by their own learned rate and `lr` serves the rest. The given tensors are never modified.
     """
-    assert_vmap_safe(model)
-    return _adapted(model, params, x_support, y_support, loss_fn=loss_fn, steps=steps, lr=lr,
-                    first_order=first_order, adapt_keys=adapt_keys, per_param_lr=per_param_lr)
+    frozen, fast = _adapted(model, params, x_support, y_support, loss_fn=loss_fn, steps=steps, lr=lr,
+                            first_order=first_order, adapt_keys=adapt_keys, per_param_lr=per_param_lr)
+    return {**frozen, **fast}
 
 
 def adapt_many(model: nn.Module, params: Params, xs: Tensor, ys: Tensor, *, loss_fn: LossFn,
                steps: int, lr: float | Tensor, first_order: bool = False,
                adapt_keys: Collection[str] | None = None,
                per_param_lr: Mapping[str, Tensor] | None = None) -> Params:
-    """`adapt` for many tasks at once, vmapped over the leading task dimension of `xs`, `ys`.
+    """`adapt` for many tasks at once, batched over the leading task dimension of `xs`, `ys`.
 
     Support sets must share one shape. Every returned tensor has that task dimension first,
     also the non-adapted ones (an expanded view, no copy).
     """
-    assert_vmap_safe(model)
-
-    def one_task(x_support: Tensor, y_support: Tensor) -> Params:
-        return _adapted(model, params, x_support, y_support, loss_fn=loss_fn, steps=steps,
-                        lr=lr, first_order=first_order, adapt_keys=adapt_keys,
-                        per_param_lr=per_param_lr)
-
-    return vmap(one_task)(xs, ys)
+    frozen, fast = _adapted(model, params, xs, ys, n_tasks=len(xs), loss_fn=loss_fn, steps=steps, lr=lr,
+                            first_order=first_order, adapt_keys=adapt_keys, per_param_lr=per_param_lr)
+    return {**{k: v.expand(len(xs), *v.shape) for k, v in frozen.items()}, **fast}
 
 
 def adapt_many_sequential(model: nn.Module, params: Params, xs: Tensor, ys: Tensor, *,
@@ -202,11 +243,7 @@ def query_loss_many(model: nn.Module, adapted_params_batched: Params, xq: Tensor
                     loss_fn: LossFn) -> Tensor:
     """Per-task query losses, shape (n_tasks,), for parameters batched as `adapt_many` gives."""
     assert_vmap_safe(model)
-
-    def one_task(adapted: Params, x: Tensor, y: Tensor) -> Tensor:
-        return loss_fn(forward(model, adapted, x), y)
-
-    return vmap(one_task)(adapted_params_batched, xq, yq)
+    return _loss_of(model, {}, xq, yq, loss_fn, batched=True)(adapted_params_batched)
 
 
 def meta_loss(model: nn.Module, params: Params, xs: Tensor, ys: Tensor, xq: Tensor, yq: Tensor,
@@ -217,32 +254,32 @@ def meta_loss(model: nn.Module, params: Params, xs: Tensor, ys: Tensor, xq: Tens
     """Mean over tasks of the query loss after adapting on the support set (a scalar).
 
     Backpropagate it to reach `params` (and `per_param_lr`, and `lr` if it is a tensor).
-    `vectorize=False` loops over tasks in Python instead of vmapping, with the same result.
+    `vectorize=False` loops over tasks in Python instead of batching them, with the same result.
     """
-    assert_vmap_safe(model)
-
-    def task_loss(x_support: Tensor, y_support: Tensor, x_query: Tensor, y_query: Tensor) -> Tensor:
-        adapted = _adapted(model, params, x_support, y_support, loss_fn=loss_fn, steps=steps,
-                           lr=lr, first_order=first_order, adapt_keys=adapt_keys,
-                           per_param_lr=per_param_lr)
-        return loss_fn(forward(model, adapted, x_query), y_query)
-
+    inner = {"loss_fn": loss_fn, "steps": steps, "lr": lr, "first_order": first_order,
+             "adapt_keys": adapt_keys, "per_param_lr": per_param_lr}
     if vectorize:
-        losses = vmap(task_loss)(xs, ys, xq, yq)
-    else:
-        losses = torch.stack([task_loss(*task) for task in zip(xs, ys, xq, yq)])
-    return losses.mean()
+        frozen, fast = _adapted(model, params, xs, ys, n_tasks=len(xs), **inner)
+        return _loss_of(model, frozen, xq, yq, loss_fn, batched=True)(fast).mean()
+    losses = []
+    for task in zip(xs, ys, xq, yq):
+        frozen, fast = _adapted(model, params, *task[:2], **inner)
+        losses.append(_loss_of(model, frozen, *task[2:], loss_fn, batched=False)(fast))
+    return torch.stack(losses).mean()
 
 
 def _curve(model: nn.Module, params: Params, x_support: Tensor, y_support: Tensor,
-           x_eval: Tensor, y_eval: Tensor, *, score_fn: LossFn, **inner) -> Tensor:
+           x_eval: Tensor, y_eval: Tensor, *, score_fn: LossFn, n_tasks: int | None = None,
+           **inner) -> Tensor:
     """Scores on (x_eval, y_eval) along a first-order trajectory, with no graph recorded.
 
-    `torch.func.grad` ignores the surrounding `no_grad`, so the inner gradients still exist.
+    Shape (steps + 1, ...) for one task; (n_tasks, steps + 1, ...) for stacked tasks.
     """
     with torch.no_grad():
-        trajectory = _trajectory(model, params, x_support, y_support, first_order=True, **inner)
-        return torch.stack([score_fn(forward(model, p, x_eval), y_eval) for p in trajectory])
+        frozen, trajectory = _inner_loop(model, params, x_support, y_support, first_order=True,
+                                         n_tasks=n_tasks, **inner)
+        score_of = _loss_of(model, frozen, x_eval, y_eval, score_fn, batched=n_tasks is not None)
+        return torch.stack([score_of(fast) for fast in trajectory], dim=0 if n_tasks is None else 1)
 
 
 def adapt_curve(model: nn.Module, params: Params, x_support: Tensor, y_support: Tensor,
@@ -255,7 +292,6 @@ def adapt_curve(model: nn.Module, params: Params, x_support: Tensor, y_support: 
     evaluation: it steps first-order under `torch.no_grad()`, so it records no graph (not
     even toward `per_param_lr`) and returns new tensors without touching the given ones.
     """
-    assert_vmap_safe(model)
     return _curve(model, params, x_support, y_support, x_eval, y_eval, score_fn=score_fn,
                   loss_fn=loss_fn, steps=steps, lr=lr, adapt_keys=adapt_keys,
                   per_param_lr=per_param_lr)
@@ -265,12 +301,7 @@ def adapt_curve_many(model: nn.Module, params: Params, xs: Tensor, ys: Tensor,
                      x_eval: Tensor, y_eval: Tensor, *, loss_fn: LossFn, score_fn: LossFn,
                      steps: int, lr: float | Tensor, adapt_keys: Collection[str] | None = None,
                      per_param_lr: Mapping[str, Tensor] | None = None) -> Tensor:
-    """`adapt_curve` vmapped over a leading task dimension: shape (n_tasks, steps + 1)."""
-    assert_vmap_safe(model)
-
-    def one_task(x_support: Tensor, y_support: Tensor, x: Tensor, y: Tensor) -> Tensor:
-        return _curve(model, params, x_support, y_support, x, y, score_fn=score_fn,
-                      loss_fn=loss_fn, steps=steps, lr=lr, adapt_keys=adapt_keys,
-                      per_param_lr=per_param_lr)
-
-    return vmap(one_task)(xs, ys, x_eval, y_eval)
+    """`adapt_curve` batched over a leading task dimension: shape (n_tasks, steps + 1)."""
+    return _curve(model, params, xs, ys, x_eval, y_eval, score_fn=score_fn, n_tasks=len(xs),
+                  loss_fn=loss_fn, steps=steps, lr=lr, adapt_keys=adapt_keys,
+                  per_param_lr=per_param_lr)

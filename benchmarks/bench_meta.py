@@ -22,7 +22,7 @@ holds 25 x iterations training functions, so no function is expected to repeat o
 3. evaluation: adaptation curves (10 steps) of 100 held-out tasks in one vmapped call against
    one call per task: wall time and peak memory.
 4. memory: peak memory of one second-order MAML meta-iteration for 1, 5, 10 and 20 inner steps,
-   and of first-order MAML for comparison.
+   and of first-order MAML and of second order under bfloat16 autocast (`amp`) for comparison.
 
 Peak memory is what the torch CPU allocator holds at most during the measured call beyond what
 it held before (from the profiler's allocation events; the figure `torch.cuda.max_memory_allocated`
@@ -279,19 +279,19 @@ def memory(reps: int) -> list[dict]:
     stream = finn_stream(META_BATCH * 10, test_functions=1)
     batch = episode_sampler(stream.tasks[0], K, QUERY, "bench")(META_BATCH, torch.Generator().manual_seed(SEED))
     results = []
-    for first_order in (False, True):
+    for first_order, amp in ((False, "off"), (True, "off"), (False, "bfloat16")):
         for steps in (1, 5, 10, 20):
-            strategy = learner("maml", stream, inner_steps=steps, first_order=first_order)
+            strategy = learner("maml", stream, inner_steps=steps, first_order=first_order, amp=amp)
 
             def step():
                 return strategy.meta_step(batch, F.mse_loss)
 
             step()  # the optimizer's state is allocated once, before measuring
-            results.append({"first_order": first_order, "inner_steps": steps, "peak_mb": peak_memory_mb(step),
-                            "ms_per_iteration": 1000 * median_time(step, reps)})
+            results.append({"first_order": first_order, "amp": amp, "inner_steps": steps,
+                            "peak_mb": peak_memory_mb(step), "ms_per_iteration": 1000 * median_time(step, reps)})
     table(f"4. memory: one MAML meta-iteration (meta-batch {META_BATCH}, K={K}, {QUERY} query points)",
-          ["order", "inner steps", "peak MB", "ms/iteration"],
-          [["first" if r["first_order"] else "second", r["inner_steps"], r["peak_mb"], r["ms_per_iteration"]]
+          ["order", "amp", "inner steps", "peak MB", "ms/iteration"],
+          [["first" if r["first_order"] else "second", r["amp"], r["inner_steps"], r["peak_mb"], r["ms_per_iteration"]]
            for r in results])
     return results
 

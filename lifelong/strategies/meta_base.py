@@ -18,11 +18,21 @@ The protocol:
 Device: episodes are drawn on the device by a seeded generator; the meta-losses of a task are
 summed on the device and checked once, at the end of the task, so meta-training never waits
 for the host.
+
+Mixed precision (`amp: bfloat16`, off by default): meta-training's forward passes, the inner
+loop's included, run under `torch.autocast`; parameters, optimiser state and the inner steps'
+updates stay float32, and few-shot evaluation always runs in float32, so recorded numbers do
+not depend on the setting. Only bfloat16 is offered: float16 needs loss scaling, and the inner
+gradients never pass through a `GradScaler` (they come from `autograd.grad` inside the forward
+pass), so they would underflow silently. bfloat16 has float32's exponent range but an 8-bit
+mantissa: second-order MAML differentiates through the inner gradients computed at that
+precision, which is why it is off by default.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from contextlib import AbstractContextManager
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +58,9 @@ class MetaParams(BaseModel):
     meta_batch: int = Field(default=25, ge=1, le=100_000, description="episodes per meta-iteration")
     meta_steps: int = Field(default=100, ge=1, le=10_000_000, description="meta-iterations per task of the stream")
     shots: int = Field(default=10, ge=1, description="support examples per class (per function) of an episode")
+    amp: Literal["off", "bfloat16"] = Field(
+        default="off", description="autocast meta-training's forward passes (inner loop included) to bfloat16; "
+                                   "evaluation stays float32")
 
 
 class QueryMetaParams(MetaParams):
@@ -108,14 +121,19 @@ class MetaLearner(Strategy):
         MAML: the mean query loss after adapting on each support set (vmapped over episodes),
         backpropagated through the inner loop (second order unless `first_order`).
         """
-        loss = adapt.meta_loss(self.model, adapt.params_of(self.model), *episodes, loss_fn=loss_fn,
-                               first_order=self.first_order, **self._inner_loop())
+        with self.autocast():
+            loss = adapt.meta_loss(self.model, adapt.params_of(self.model), *episodes, loss_fn=loss_fn,
+                                   first_order=self.first_order, **self._inner_loop()).float()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return loss
 
     # -- meta-training
+
+    def autocast(self) -> AbstractContextManager:
+        """Where meta-training's forward passes run: bfloat16 autocast under `amp`, else a no-op."""
+        return torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=self.params.amp == "bfloat16")
 
     def learn(self, task: Task) -> dict:
         sample = episode_sampler(task, *self.episode_sizes(), type(self).__name__)

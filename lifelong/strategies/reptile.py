@@ -49,9 +49,11 @@ class Reptile(MetaLearner):
 
     def meta_step(self, episodes: Episodes, loss_fn: adapt.LossFn) -> Tensor:
         x_support, y_support = episodes[:2]
-        adapted = adapt.adapt_many(self.model, adapt.params_of(self.model, detach=True), x_support, y_support,
-                                   loss_fn=loss_fn, first_order=True, **self._inner_loop())
+        with self.autocast():
+            adapted = adapt.adapt_many(self.model, adapt.params_of(self.model, detach=True), x_support, y_support,
+                                       loss_fn=loss_fn, first_order=True, **self._inner_loop())
+            loss = adapt.query_loss_many(self.model, adapted, x_support, y_support, loss_fn).mean().float()
         for name, p in self.model.named_parameters():
             p.grad = p.detach() - adapted[name].mean(0)
         self.optimizer.step()
-        return adapt.query_loss_many(self.model, adapted, x_support, y_support, loss_fn).mean()
+        return loss

@@ -155,6 +155,26 @@ def test_reptile_with_outer_step_one_lands_on_the_mean_adapted_parameters(sinuso
         torch.testing.assert_close(p.detach(), expected[name].mean(0))
 
 
+@pytest.mark.parametrize("name", ["maml", "reptile"])
+def test_bfloat16_autocast_meta_trains_close_to_float32_and_keeps_float32_state(name, sinusoids):
+    episodes = episode_sampler(sinusoids.tasks[0], SHOTS, SHOTS, "test")(4, torch.Generator().manual_seed(0))
+    loss_fn = torch.nn.functional.mse_loss
+    full, mixed = make(name, sinusoids), make(name, sinusoids, amp="bfloat16")
+    assert_same_state(full.model.state_dict(), mixed.model.state_dict())
+    losses = {"full": full.meta_step(episodes, loss_fn).detach(), "mixed": mixed.meta_step(episodes, loss_fn).detach()}
+
+    assert losses["mixed"].dtype == torch.float32 and float(losses["mixed"]) != float(losses["full"])
+    torch.testing.assert_close(losses["mixed"], losses["full"], rtol=0.05, atol=0)  # bfloat16: ~3 digits
+    for (key, p), q in zip(full.model.named_parameters(), mixed.model.parameters()):
+        assert q.dtype == q.grad.dtype == torch.float32, key
+        assert not torch.equal(p.grad, q.grad), key  # the meta-gradient was computed in bfloat16...
+        torch.testing.assert_close(q.grad, p.grad, rtol=0.1, atol=0.05 * float(p.grad.abs().max()), msg=key)
+    supports = [support_set(sinusoids.tasks[0], SHOTS, seed=0)]
+    curves = {k: evaluate_stream_few_shot(s, sinusoids.tasks[:1], supports, STEPS) for k, s in
+              (("full", full), ("mixed", mixed))}
+    np.testing.assert_allclose(curves["mixed"], curves["full"], rtol=0.05)
+
+
 @pytest.mark.parametrize("field,value", [("shots", 0), ("steps", -1), ("shots", 10_001)])
 def test_evaluation_k_and_n_out_of_range_are_rejected(field, value):
     with pytest.raises(ValidationError, match=field):

@@ -21,7 +21,6 @@ to these learners: their budget is `episodes`, their optimiser Adam with `lr`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +32,7 @@ from lifelong.evaluation.fewshot import score_and_loss
 from lifelong.models import seeded_model
 from lifelong.seeding import derive_seed, generator
 from lifelong.strategies.base import Predictor, Strategy, StrategyContext
+from lifelong.streams.episodic import episode_sampler
 from lifelong.streams.task import Stream, Task
 
 EMBED_BATCH = 4096
@@ -98,60 +98,13 @@ def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- episodes
 
-@dataclass(frozen=True)
-class Episode:
-    """An N-way K-shot episode; labels are 0..ways-1 in the order of `classes` (global ids)."""
-
-    x_support: torch.Tensor
-    y_support: torch.Tensor
-    x_query: torch.Tensor
-    y_query: torch.Tensor
-    classes: torch.Tensor
-
-    @property
-    def ways(self) -> int:
-        return len(self.classes)
-
-
-class EpisodeSampler:
-    """Draws episodes from one task's training data, on the task's device, without host syncs."""
-
-    def __init__(self, task: Task, ways: int | None, shots: int, queries: int):
-        members = [(task.y_train == c).nonzero().flatten() for c in task.classes]
-        width = max(len(m) for m in members)
-        self.table = torch.stack([F.pad(m, (0, width - len(m))) for m in members])  # (C, max members)
-        self.valid = torch.stack([torch.arange(width, device=m.device) < len(m) for m in members])
-        self.classes = torch.tensor(task.classes, device=task.y_train.device)
-        self.task, self.shots, self.queries = task, shots, queries
-        self.ways = ways or len(task.classes)
-
-    def sample(self, draw: torch.Generator) -> Episode:
-        device = self.table.device
-        chosen = torch.rand(len(self.classes), generator=draw, device=device).argsort()[:self.ways]
-        keys = torch.rand(self.ways, self.table.shape[1], generator=draw, device=device)
-        keys = keys.masked_fill(~self.valid[chosen], 2.0)  # padding is never among the smallest keys
-        pick = keys.topk(self.shots + self.queries, dim=1, largest=False).indices
-        rows = self.table[chosen].gather(1, pick)
-        support, query = rows[:, :self.shots].flatten(), rows[:, self.shots:].flatten()
-        labels = torch.arange(self.ways, device=device)
-        return Episode(self.task.x_train[support], labels.repeat_interleave(self.shots),
-                       self.task.x_train[query], labels.repeat_interleave(self.queries), self.classes[chosen])
-
-
 def check_episodes_fit(stream: Stream, ways: int | None, shots: int, queries: int, strategy: str) -> None:
     """Fail fast, naming the task and the parameter, when some task cannot give such episodes."""
     for task in stream.tasks:
-        if ways is not None and ways > len(task.classes):
-            raise ValueError(f"{strategy}: params.ways={ways} but task {task.name!r} has only "
-                             f"{len(task.classes)} classes; lower ways or leave it unset (all classes of the task)")
         if len(task.classes) < 2:
             raise ValueError(f"{strategy}: task {task.name!r} has {len(task.classes)} class; episodic meta-training "
                              "needs at least 2 classes per task (set episodes: 0, or meta_train: false)")
-        counts = torch.bincount(task.y_train.cpu(), minlength=max(task.classes) + 1)[list(task.classes)]
-        if int(counts.min()) < shots + queries:
-            cls = task.classes[int(counts.argmin())]
-            raise ValueError(f"{strategy}: task {task.name!r} has {int(counts.min())} training examples of class "
-                             f"{cls}, fewer than params.shots + params.queries = {shots + queries}; lower them")
+        episode_sampler(task, shots, queries, strategy, ways=ways)
 
 
 # --------------------------------------------------------------------------- exemplar memory
@@ -258,16 +211,17 @@ class EpisodicStrategy(Strategy, ABC):
 
     def meta_train(self, task: Task) -> float:
         """`episodes` episodes on the task's training data; the mean query loss (one host sync)."""
-        sampler = EpisodeSampler(task, self.params.ways, self.params.shots, self.params.queries)
+        ways = self.params.ways or len(task.classes)
+        sample = episode_sampler(task, self.params.shots, self.params.queries, type(self).__name__, ways=ways,
+                                 relabel=True)
         draw = generator(self.ctx.seed, "episode", task.id, device=self.ctx.device)
         self.net.train()
         total = torch.zeros((), device=self.ctx.device)
         for _ in range(self.params.episodes):
-            episode = sampler.sample(draw)
-            z = self.net["embed"](torch.cat([episode.x_support, episode.x_query]))
-            n = len(episode.y_support)
-            logits = self.support_logits(z[:n], episode.y_support, z[n:], episode.ways)
-            loss = F.cross_entropy(logits, episode.y_query)
+            x_support, y_support, x_query, y_query = (part[0] for part in sample(1, draw))
+            z = self.net["embed"](torch.cat([x_support, x_query]))
+            logits = self.support_logits(z[:len(y_support)], y_support, z[len(y_support):], ways)
+            loss = F.cross_entropy(logits, y_query)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from lifelong.streams.task import Task
 
@@ -50,17 +51,20 @@ def held_out_functions(task: Task) -> tuple[torch.Tensor, torch.Tensor]:
     return task.x_test.unflatten(0, (-1, points)), task.y_test.unflatten(0, (-1, points))
 
 
-def episode_sampler(task: Task, shots: int, queries: int, owner: str) -> EpisodeSampler:
+def episode_sampler(task: Task, shots: int, queries: int, owner: str, *,
+                    ways: int | None = None, relabel: bool = False) -> EpisodeSampler:
     """A function drawing `n` episodes of `task` at once: `sample(n, generator) -> Episodes`.
 
     Regression: each episode is one function, `shots` support and `queries` query points of it
-    (disjoint). Classification: `shots` + `queries` examples of every class of the task. The
-    sampler works on the task's device and never syncs with it; what can fail (too few
-    examples) fails here, naming `owner`'s parameters.
+    (disjoint). Classification: `shots` + `queries` examples of each of `ways` classes (None:
+    every class of the task), support and query class after class; see `_class_episodes` for
+    the labels (`relabel`: always 0..ways-1). The sampler works on the task's device and never
+    syncs with it; what can fail (too few examples or classes) fails here, naming `owner`'s
+    parameters.
     """
     if task.kind == "regression":
         return _function_episodes(task, shots, queries, owner)
-    return _class_episodes(task, shots, queries, owner)
+    return _class_episodes(task, shots, queries, owner, ways, relabel)
 
 
 def _asked(shots: int, queries: int) -> str:
@@ -90,20 +94,39 @@ def _function_episodes(task: Task, shots: int, queries: int, owner: str) -> Epis
     return sample
 
 
-def _class_episodes(task: Task, shots: int, queries: int, owner: str) -> EpisodeSampler:
+def _class_episodes(task: Task, shots: int, queries: int, owner: str, ways: int | None,
+                    relabel: bool) -> EpisodeSampler:
+    """Episodes of `ways` classes; classes may hold different numbers of examples.
+
+    Labels: with all the task's classes, `episode_labels` not "shuffled" and no `relabel`, each
+    class keeps its stored label (its output slot). Otherwise the episode's classes, drawn in
+    random order, are labelled 0..ways-1: the N-way K-shot protocol, where a label means nothing
+    across episodes, and what a learner that classifies among the episode's classes needs.
+    """
+    n_classes = len(task.classes)
+    ways = ways or n_classes
+    if ways > n_classes:
+        raise ValueError(f"{owner}: params.ways = {ways} but task {task.name!r} has only {n_classes} classes; "
+                         "lower ways or leave it unset (all classes of the task)")
     members = [(task.y_train == c).nonzero().flatten() for c in task.classes]  # one sync per task
     for cls, found in zip(task.classes, members):
         if len(found) < shots + queries:
             raise ValueError(f"{owner}: task {task.name!r} has {len(found)} training examples of class {cls}, "
                              f"fewer than {_asked(shots, queries)}; lower them")
-    stored = torch.tensor(task.classes, device=task.y_train.device)
-    shuffled = task.meta.get("episode_labels") == "shuffled"
-    ways = len(task.classes)
+    width = max(len(found) for found in members)
+    device = task.y_train.device
+    table = torch.stack([F.pad(found, (0, width - len(found))) for found in members])  # (classes, width)
+    padding = torch.stack([torch.arange(width, device=device) >= len(found) for found in members])
+    relabel = relabel or ways < n_classes or task.meta.get("episode_labels") == "shuffled"
+    labels = torch.arange(ways, device=device) if relabel else torch.tensor(task.classes, device=device)
 
     def sample(n: int, draw: torch.Generator) -> Episodes:
-        picks = torch.stack([found[_first_k(n, len(found), shots + queries, draw)] for found in members], 1)
-        labels = _first_k(n, ways, ways, draw) if shuffled else stored.expand(n, ways)
-        x, y = task.x_train[picks], labels.unsqueeze(-1).expand_as(picks)  # (n, ways, shots + queries, ...)
+        classes = (_first_k(n, n_classes, ways, draw) if relabel
+                   else torch.arange(n_classes, device=device).expand(n, n_classes))  # (n, ways)
+        keys = torch.rand(n, ways, width, generator=draw, device=draw.device)
+        keys = keys.masked_fill(padding[classes], 2.0)  # padding is never among the smallest keys
+        picks = table[classes].gather(2, keys.topk(shots + queries, dim=2, largest=False).indices)
+        x, y = task.x_train[picks], labels.view(1, ways, 1).expand_as(picks)  # (n, ways, shots + queries, ...)
         return (x[:, :, :shots].flatten(1, 2), y[:, :, :shots].flatten(1, 2),
                 x[:, :, shots:].flatten(1, 2), y[:, :, shots:].flatten(1, 2))
 

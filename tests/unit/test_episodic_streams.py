@@ -11,6 +11,7 @@ from lifelong.evaluation.fewshot import HeldOutEpisodes, support_set
 from lifelong.streams.builders import build_stream
 from lifelong.streams.episodic import episode_sampler, held_out_functions, training_functions
 from lifelong.streams.spec import StreamSpec
+from lifelong.streams.task import Task
 
 
 def stream_of(**fields):
@@ -117,6 +118,54 @@ def test_episode_sampler_shapes_and_disjoint_support_query(family, nway):
         assert torch.bincount(ys[e]).tolist() == [2] * 4 and torch.bincount(yq[e]).tolist() == [3] * 4
     with pytest.raises(ValueError, match="params.shots \\+ params.queries = 13"):
         episode_sampler(family.tasks[0], 10, 3, "test")
+
+
+def uneven_task(episode_labels: str = "fixed") -> Task:
+    """Classes 3, 5, 8 and 9 with 6, 9, 12 and 7 training rows; row i holds the number i."""
+    order = torch.randperm(34, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([3] * 6 + [5] * 9 + [8] * 12 + [9] * 7)[order]
+    x = torch.arange(34.0).unsqueeze(1)
+    return Task(0, "uneven", "classification", x, y, x[:4], y[:4], classes=(3, 5, 8, 9),
+                meta={"episode_labels": episode_labels})
+
+
+def rows_of(x: torch.Tensor) -> list[int]:
+    return x.flatten().long().tolist()
+
+
+def test_class_episodes_draw_ways_of_the_classes_k_distinct_rows_each_labelled_0_to_ways():
+    task = uneven_task()
+    xs, ys, xq, yq = episode_sampler(task, 2, 4, "test", ways=3)(50, torch.Generator().manual_seed(0))
+    assert xs.shape == (50, 6, 1) and xq.shape == (50, 12, 1)
+    chosen = set()
+    for e in range(50):
+        assert ys[e].tolist() == [0, 0, 1, 1, 2, 2] and yq[e].tolist() == [0] * 4 + [1] * 4 + [2] * 4
+        support, query = rows_of(xs[e]), rows_of(xq[e])
+        assert len(set(support + query)) == 18  # support and query never share a row
+        classes = [{int(task.y_train[r]) for r in rows_of(torch.cat([xs[e][ys[e] == label], xq[e][yq[e] == label]]))}
+                   for label in range(3)]
+        assert all(len(c) == 1 for c in classes) and len(set.union(*classes)) == 3  # a label is one class
+        chosen |= set.union(*classes)
+    assert chosen == {3, 5, 8, 9}  # every class, the smallest included, takes part
+
+
+def test_class_episodes_keep_stored_labels_unless_shuffled_or_relabelled():
+    draw = torch.Generator().manual_seed(0)
+    stored = episode_sampler(uneven_task(), 1, 1, "test")(20, draw)[1]
+    assert (stored == torch.tensor([3, 5, 8, 9])).all()
+    for task, relabel in ((uneven_task("shuffled"), False), (uneven_task(), True)):
+        xs, ys = episode_sampler(task, 1, 1, "test", relabel=relabel)(20, draw)[:2]
+        assert (ys == torch.arange(4)).all()
+        slots = task.y_train[xs.flatten(1).long()]  # (episodes, ways): the class behind labels 0..3
+        assert len({tuple(row) for row in slots.tolist()}) > 1  # dealt to the labels afresh per episode
+
+
+@pytest.mark.parametrize("ways,shots,message", [(5, 1, "params.ways = 5 but task 'uneven' has only 4 classes"),
+                                                (2, 6, "6 training examples of class 3, fewer than params.shots "
+                                                       r"\+ params.queries = 7")])
+def test_class_episodes_that_cannot_be_drawn_name_the_setting(ways, shots, message):
+    with pytest.raises(ValueError, match=message):
+        episode_sampler(uneven_task(), shots, 1, "test", ways=ways)
 
 
 class _ConstantCurves:

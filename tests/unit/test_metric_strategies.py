@@ -14,7 +14,7 @@ from lifelong.evaluation.fewshot import EvaluationSpec, support_set
 from lifelong.models import ModelSpec
 from lifelong.orchestrator import play
 from lifelong.strategies.base import StrategyContext
-from lifelong.strategies.episodes import EpisodeSampler, ExemplarMemory, class_means, embed
+from lifelong.strategies.episodes import ExemplarMemory, class_means, embed
 from lifelong.strategies.hypernet import HyperNet
 from lifelong.strategies.matching import MatchingNetworks
 from lifelong.strategies.protomem import PrototypeMemory
@@ -301,22 +301,6 @@ def test_registered_by_name():
 
 # --------------------------------------------------------------------------- shared pieces
 
-def test_episodes_are_n_way_k_shot_from_the_task():
-    stream = split_blobs(1, 5, n=30)
-    task = stream.tasks[0]
-    sampler = EpisodeSampler(task, ways=3, shots=2, queries=4)
-    episode = sampler.sample(torch.Generator().manual_seed(0))
-    assert episode.y_support.tolist() == [0, 0, 1, 1, 2, 2]
-    assert len(episode.x_query) == 12 and episode.ways == 3
-    assert len(set(episode.classes.tolist())) == 3
-    for x, y in ((episode.x_support, episode.y_support), (episode.x_query, episode.y_query)):
-        rows = (x[:, None, :] == task.x_train[None]).all(-1).float().argmax(1)
-        assert torch.equal(task.y_train[rows], episode.classes[y])
-    support_rows = (episode.x_support[:, None] == task.x_train[None]).all(-1).float().argmax(1)
-    query_rows = (episode.x_query[:, None] == task.x_train[None]).all(-1).float().argmax(1)
-    assert not set(support_rows.tolist()) & set(query_rows.tolist())
-
-
 def test_exemplar_memory_is_bounded_and_class_balanced():
     memory = ExemplarMemory(10, (2,), CPU)
     draw = torch.Generator().manual_seed(0)
@@ -329,9 +313,9 @@ def test_exemplar_memory_is_bounded_and_class_balanced():
 # --------------------------------------------------------------------------- bad params
 
 @pytest.mark.parametrize("cls, params, message", [
-    (MatchingNetworks, {"ways": 3}, "ways=3"),
+    (MatchingNetworks, {"ways": 3}, "ways = 3"),
     (HyperNet, {"shots": 30, "queries": 15}, r"shots \+ params.queries = 45"),
-    (PrototypeMemory, {"meta_train": True, "ways": 5}, "ways=5"),
+    (PrototypeMemory, {"meta_train": True, "ways": 5}, "ways = 5"),
     (PrototypeMemory, {"prototype_shots": 100}, "prototype_shots=100"),
 ])
 def test_bad_params_fail_at_setup_naming_the_parameter(cls, params, message):

@@ -225,11 +225,11 @@ def test_diverging_few_shot_adaptation_names_the_step_size(sinusoids):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("name", META)
-def test_meta_learning_and_evaluation_run_on_the_device(name, sinusoids):
+@pytest.mark.parametrize("name,amp", [*((name, "off") for name in META), ("maml", "bfloat16")])
+def test_meta_learning_and_evaluation_run_on_the_device(name, amp, sinusoids):
     cuda = torch.device("cuda")
     stream = dataclasses.replace(sinusoids, tasks=tuple(task.to(cuda) for task in sinusoids.tasks))
-    strategy = make(name, stream, device="cuda")
+    strategy = make(name, stream, device="cuda", amp=amp)
     stats = strategy.learn(stream.tasks[0])
     supports = [support_set(task, SHOTS, seed=0) for task in stream.tasks]
     curves = evaluate_stream_few_shot(strategy, stream.tasks, supports, STEPS)

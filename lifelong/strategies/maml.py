@@ -9,13 +9,13 @@ Second order or first order: backpropagating through the inner loop keeps every 
 activations and gradients alive until the outer backward pass, so memory grows linearly with
 `inner_steps`; first order does not. Measured on Finn et al.'s sinusoid setup (MLP 1-40-40-1,
 meta-batch 25, K = 10; benchmarks/RESULTS.md, "Meta-learning"): peak memory of one
-meta-iteration 0.60 / 1.71 / 3.07 / 5.79 MB for 1 / 5 / 10 / 20 inner steps, against a flat
-0.48-0.69 MB first order, and up to twice the time per iteration. Memory scales with
+meta-iteration 0.78 / 1.85 / 3.21 / 5.95 MB for 1 / 5 / 10 / 20 inner steps, against a flat
+0.48-0.65 MB first order, and about twice the time per iteration. Memory scales with
 meta-batch x examples x layer widths, so: keep second order for a few inner steps on small
-networks (it was the better of the two there: MSE 0.58 vs 0.67 after one step); set
-`first_order: true` (the same as the `fomaml` strategy) when a deeper backbone or more than a
-handful of inner steps runs out of memory, or when meta-iterations per second matter more than
-the last bit of quality.
+networks (there the two reached the same quality within run-to-run noise: MSE 0.578 vs 0.562
+after one step in one run, 0.579 vs 0.675 in another); set `first_order: true` (the same as the
+`fomaml` strategy) when a deeper backbone or more than a handful of inner steps runs out of
+memory, or when meta-iterations per second matter more than the last bit of quality.
 """
 
 from __future__ import annotations

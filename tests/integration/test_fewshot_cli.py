@@ -61,7 +61,7 @@ def test_sinusoid_quick_maml_beats_naive_fine_tuning_after_adaptation(tmp_path):
 @pytest.mark.skipif(not FASHION_ROOT.is_dir(), reason=f"Fashion-MNIST not installed in {FASHION_ROOT}")
 def test_fmnist_quick_episodes_adapt_above_chance(tmp_path):
     record, curves = run_config("fewshot_fmnist_quick", tmp_path)
-    strategies, n_tasks, steps, ways = ["maml", "anil", "naive"], 2, 3, 3
+    strategies, n_tasks, steps, ways = ["protomem", "maml", "anil", "naive"], 2, 3, 3
     assert sorted(record.strategy.unique()) == sorted(strategies) and set(record.score_name) == {"accuracy"}
     assert len(curves) == len(strategies) * (n_tasks + 1) * n_tasks * (steps + 1)
     assert curves.score.between(0, 1).all()
@@ -70,3 +70,6 @@ def test_fmnist_quick_episodes_adapt_above_chance(tmp_path):
     for name in ("maml", "anil"):
         seen = table.loc[(name, 1, 0)]  # task 1 after meta-training on it
         assert seen[steps] > seen[0] + 0.2 and seen[steps] > 1 / ways + 0.3, (name, seen.to_dict())
+    prototypes = table.loc["protomem"]
+    assert (prototypes.nunique(axis=1) == 1).all()  # no steps: its curve is flat
+    assert (prototypes.xs(1, level="after_task")[0] > 1 / ways + 0.3).all()  # nearest prototype, no step

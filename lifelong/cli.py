@@ -3,6 +3,7 @@ lifelong.report."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Optional
 
@@ -14,7 +15,7 @@ from lifelong.config import ConfigError, load_config, load_stream_spec, parse_se
 from lifelong.report import write_report
 from lifelong.report.compare import compare_runs
 from lifelong.report.glossary import GROUPS
-from lifelong.run import RunResult, resume_experiment, run_experiment
+from lifelong.run import RunInterrupted, RunResult, resume_experiment, run_experiment
 from lifelong.strategies.registry import available
 from lifelong.streams.sources import DataError
 from lifelong.training import NonFiniteLossError
@@ -42,8 +43,11 @@ def run(config: Path = typer.Argument(..., help="experiment config (YAML)"),
         out: Optional[Path] = typer.Option(None, help="run folder (default: reports/<name>-<time>)"),
         references: bool = typer.Option(True, help="train (or reuse from the cache) the independent and joint "
                                                    "references for negative transfer and intransigence"),
-        tensorboard: bool = typer.Option(False, help="also log to <run folder>/tensorboard (needs the extra)")):
-    """Play the config's stream through its strategies over every seed; write the run folder and report."""
+        tensorboard: bool = typer.Option(False, help="also log to <run folder>/tensorboard (needs the extra)"),
+        force: bool = typer.Option(False, "--force", help="empty the --out run folder first if it holds a run")):
+    """Play the config's stream through its strategies over every seed; write the run folder and report.
+
+    Ctrl-C stops after the files being written are whole and prints the `lifelong resume` command."""
     extra = list(overrides or [])
     try:
         if seed is not None or seeds is not None:
@@ -54,20 +58,38 @@ def run(config: Path = typer.Argument(..., help="experiment config (YAML)"),
             extra.append("references.enabled=false")
         if tensorboard:
             extra.append("tensorboard=true")
-        result = run_experiment(load_config(config, extra), out=out)
+        result = run_experiment(load_config(config, extra), out=out, force=force)
     except USER_ERRORS as error:
         _fail(error)
+    except KeyboardInterrupt as stop:
+        _interrupted(stop)
     _print_result(result)
 
 
 @app.command()
 def resume(run_dir: Path = typer.Argument(..., help="folder of an interrupted run")):
-    """Go on with an interrupted run from its last completed task."""
+    """Go on with an interrupted run from its last completed task.
+
+    Refused when config.yaml was edited since the run started. A damaged checkpoint is replaced by
+    the one saved a task earlier (<name>.prev.pt), with a note."""
     try:
-        result = resume_experiment(run_dir)
+        result = resume_experiment(run_dir, note=lambda line: errors.print(f"[yellow]note:[/] {line}",
+                                                                           highlight=False, soft_wrap=True))
     except USER_ERRORS as error:
         _fail(error)
+    except KeyboardInterrupt as stop:
+        _interrupted(stop)
     _print_result(result)
+
+
+def _interrupted(stop: KeyboardInterrupt) -> None:
+    """Ctrl-C: say where the run stopped and how to go on; exit 130 as shells expect."""
+    if isinstance(stop, RunInterrupted):
+        errors.print(f"interrupted: {stop.where}\ngo on with:  lifelong resume {shlex.quote(str(stop.folder))}",
+                     highlight=False, markup=False, soft_wrap=True)
+    else:
+        errors.print("interrupted before the run started; nothing was written", highlight=False, markup=False)
+    raise typer.Exit(130)
 
 
 @app.command()

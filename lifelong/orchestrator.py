@@ -51,6 +51,7 @@ def play(strategy: Strategy, ctx: StrategyContext, label: str, callbacks: list[C
             evaluate(row, f"evaluating after {task.name}")
             for cb in callbacks:
                 cb.on_eval(row, record)
+            record.completed = row
             for cb in callbacks:
                 cb.on_task_end(task, record, strategy)
     except BaseException as error:

@@ -3,20 +3,24 @@
 - independent: the same model and budget trained from scratch on task j alone -> r_j.
 - joint: the same model trained from scratch on the union of tasks 1..k -> a*_k (RWalk).
 
-Each is trained once per (stream, model, budget, evaluation, seed, versions) and cached under a
-content hash, so a second strategy or config on the same stream reuses them. A reference the
-config already runs as a strategy is read off that record instead of being trained again.
+Each is trained once per (stream, model, budget, evaluation, seed, code) and cached under a
+content hash, so a second strategy or config on the same stream reuses them. "Code" is the source
+text of the modules that build, train and score a reference: editing any of them makes a new key,
+so a cached score never outlives the code that made it. A reference the config already runs as a
+strategy is read off that record instead of being trained again. Each cache entry is locked while
+it is filled, so two runs at once never train the same reference twice: the second waits and reads.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
 from lifelong.evaluation.evaluator import evaluate_stream, evaluate_stream_few_shot
 from lifelong.evaluation.fewshot import support_set
@@ -31,12 +35,30 @@ from lifelong.training import TrainingSpec
 
 KINDS = {"independent": Independent, "joint": Joint}
 
+# The modules whose code decides a reference's scores: its data, model, training and scoring.
+REFERENCE_CODE = ("lifelong.references", "lifelong.training", "lifelong.models", "lifelong.adapt",
+                  "lifelong.seeding", "lifelong.evaluation.evaluator", "lifelong.evaluation.fewshot",
+                  "lifelong.strategies.base", "lifelong.strategies.independent", "lifelong.strategies.joint",
+                  "lifelong.streams.builders", "lifelong.streams.sources", "lifelong.streams.task")
+
+
+def module_source(name: str) -> bytes:
+    return Path(importlib.util.find_spec(name).origin).read_bytes()
+
+
+def code_digest() -> str:
+    """One hash of the source of every module in REFERENCE_CODE."""
+    digest = hashlib.sha256()
+    for name in REFERENCE_CODE:
+        digest.update(name.encode() + b"\0" + module_source(name) + b"\0")
+    return digest.hexdigest()[:20]
+
 
 def reference_key(config, training: TrainingSpec, seed: int, device: torch.device) -> tuple[str, dict]:
     """A content hash of everything a reference's scores depend on, and the content itself."""
     content = {"stream": config.stream.model_dump(mode="json"), "model": config.model.model_dump(mode="json"),
                "training": training.model_dump(mode="json"), "evaluation": config.evaluation.model_dump(mode="json"),
-               "seed": seed, "lifelong": version("lifelong"), "torch": torch.__version__, "device": device.type}
+               "seed": seed, "code": code_digest(), "torch": torch.__version__, "device": device.type}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:20], content
 
 
@@ -51,6 +73,12 @@ class ReferenceCache:
 
     def path(self, kind: str, key: str) -> Path:
         return Path(self.folder) / f"{kind}-{key}.json"
+
+    def lock(self, kind: str, key: str) -> FileLock:
+        """Held while an entry is read and filled: a second run waits, then reads what the first trained."""
+        path = self.path(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(path.with_name(path.name + ".lock"))
 
     def load(self, kind: str, key: str) -> dict[int, float]:
         path = self.path(kind, key)
@@ -111,18 +139,20 @@ def _scores(kind: str, wanted: list[int], listed: LifetimeRecord | None, ctx: St
     """Scores at the wanted k: from the run's own strategy, else the cache, training what is missing."""
     if listed is not None:  # its record's diagonal R[k][k] is the reference (all k, at no cost)
         scores = {k: float(listed.scores[k, k - 1]) for k in range(1, len(tasks) + 1)}
-        cache.save(kind, key, content, scores)
-        return scores, f"read from this run's strategy {listed.strategy!r}"
-    scores = cache.load(kind, key)
-    missing = [k for k in wanted if k not in scores]
-    cache.hits += len(wanted) - len(missing)
-    cache.misses += len(missing)
-    if missing:
-        strategy = KINDS[kind]()
-        strategy.setup(ctx)
-        for k in missing:  # saved after each training, so an interrupted run keeps what it trained
-            scores[k] = _train_and_score(strategy, kind, ctx, tasks, k)
+        with cache.lock(kind, key):
             cache.save(kind, key, content, scores)
+        return scores, f"read from this run's strategy {listed.strategy!r}"
+    with cache.lock(kind, key):
+        scores = cache.load(kind, key)
+        missing = [k for k in wanted if k not in scores]
+        cache.hits += len(wanted) - len(missing)
+        cache.misses += len(missing)
+        if missing:
+            strategy = KINDS[kind]()
+            strategy.setup(ctx)
+            for k in missing:  # saved after each training, so an interrupted run keeps what it trained
+                scores[k] = _train_and_score(strategy, kind, ctx, tasks, k)
+                cache.save(kind, key, content, scores)
     return {k: scores[k] for k in wanted}, f"{len(wanted) - len(missing)} from cache, {len(missing)} trained"
 
 

@@ -1,22 +1,35 @@
 """The run folder: where a run's files live and how they are written (atomically: temp file + rename).
 
-Layout: config.yaml, environment.json, record.csv (+ record.parquet with pyarrow), timings.csv,
-curves.csv (few-shot adaptation curves),
-metrics.json, references.json, report.html, report.md, events.jsonl, checkpoints/<label>-seed<N>.pt, error.txt on failure.
+Layout: config.yaml, environment.json, record.rows.jsonl (the append-only record, see record_log),
+record.csv (+ record.parquet with pyarrow), timings.csv, curves.csv (few-shot adaptation curves) made
+from it at the end, metrics.json, references.json, report.html, report.md, events.jsonl,
+checkpoints/<label>-seed<N>.pt (and .prev.pt, the one before), checkpoints/config.json (the resolved
+config the checkpoints belong to), error.txt on failure, .lock while a run or resume holds the folder.
+Every path stays inside the folder: a name that would leave it is refused.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import torch
 import yaml
+from filelock import FileLock, Timeout
 
 from lifelong.evaluation.record import LifetimeRecord
+from lifelong.record_log import LOG_NAME, RecordLog
+
+LOCK_NAME = ".lock"
+
+
+class RunFolderError(ValueError):
+    """The run folder cannot be used as asked (busy, not empty, damaged); the message says what to do."""
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -32,13 +45,59 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
+def inside(root: Path, name: str, what: str) -> Path:
+    """`root / name`, refused when it would resolve outside `root` (`..`, an absolute path, a link out)."""
+    path = root / name
+    if Path(name).is_absolute() or not path.resolve().is_relative_to(root.resolve()):
+        raise RunFolderError(f"{what} {name!r} would write outside {root}; use a plain name without '..' or '/'")
+    return path
+
+
+def safe_name(name: str, what: str) -> str:
+    """A label used as one file name: no separators, not hidden, not '.' or '..'."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
+        raise RunFolderError(f"{what} {name!r} cannot name a file; use letters, digits, '-' and '_' "
+                             "(no '/', '\\' or leading '.')")
+    return name
+
+
 class RunFolder:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise RunFolderError(f"{self.path} is a file, not a run folder; give --out a folder path")
         self.path.mkdir(parents=True, exist_ok=True)
+        self.log = RecordLog(self.path / LOG_NAME)
 
     def file(self, name: str) -> Path:
-        return self.path / name
+        return inside(self.path, name, "file name")
+
+    @contextmanager
+    def locked(self):
+        """Hold the folder for one run or resume: a second one on the same folder fails at once."""
+        lock = FileLock(self.path / LOCK_NAME, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise RunFolderError(f"{self.path} is in use by another `lifelong run` or `lifelong resume` (it holds "
+                                 f"{self.path / LOCK_NAME}); wait for it to finish or choose another --out") from None
+        try:
+            yield self
+        finally:
+            lock.release()
+
+    def is_empty(self) -> bool:
+        return all(entry.name == LOCK_NAME for entry in self.path.iterdir())
+
+    def empty(self) -> None:
+        """Remove everything but the lock (`--force`)."""
+        for entry in self.path.iterdir():
+            if entry.name == LOCK_NAME:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write(self.file(name), text)
@@ -57,8 +116,14 @@ class RunFolder:
         with self.file("events.jsonl").open("a") as handle:
             handle.write(json.dumps(event, default=_json_default) + "\n")
 
+    def write_tables(self) -> None:
+        """record.csv/.parquet, timings.csv and curves.csv in full, from the record log."""
+        self.write_records(self.log.read())
+
     def write_records(self, records: list[LifetimeRecord]) -> None:
         """The record in long form (CSV, and parquet when pyarrow is there) plus per-task timings."""
+        if not records:
+            return
         frame = pd.concat([r.to_frame() for r in records], ignore_index=True)
         atomic_write(self.file("record.csv"), frame.to_csv(index=False))
         timings = pd.concat([_timings(r) for r in records], ignore_index=True)
@@ -72,20 +137,53 @@ class RunFolder:
             return
         atomic_write(self.file("record.parquet"), frame.to_parquet(index=False))
 
-    def checkpoint_path(self, label: str, seed: int) -> Path:
-        return self.file(f"checkpoints/{label}-seed{seed}.pt")
+    def checkpoint_path(self, label: str, seed: int, previous: bool = False) -> Path:
+        name = f"{safe_name(label, 'strategy label')}-seed{seed}{'.prev' if previous else ''}.pt"
+        return self.file(f"checkpoints/{name}")
 
     def save_checkpoint(self, label: str, seed: int, state: dict) -> None:
+        """Write the new checkpoint beside the last one, then rotate: the last becomes <name>.prev.pt."""
         path = self.checkpoint_path(label, seed)
         path.parent.mkdir(exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         os.close(fd)
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        if path.exists():
+            os.replace(path, self.checkpoint_path(label, seed, previous=True))
         os.replace(tmp, path)
 
-    def load_checkpoint(self, label: str, seed: int) -> dict | None:
-        path = self.checkpoint_path(label, seed)
-        return torch.load(path, weights_only=True) if path.is_file() else None
+    def load_checkpoint(self, label: str, seed: int, note=print) -> dict | None:
+        """The last checkpoint of (label, seed); when it is damaged, the one before it, saying so."""
+        path, previous = self.checkpoint_path(label, seed), self.checkpoint_path(label, seed, previous=True)
+        if not path.is_file():
+            if previous.is_file():  # stopped between the two renames of save_checkpoint
+                return _load(previous)
+            return None
+        try:
+            return _load(path)
+        except RunFolderError as damaged:
+            if not previous.is_file():
+                raise RunFolderError(f"{damaged}; there is no earlier checkpoint: delete it to train {label!r} "
+                                     f"seed {seed} again from its first task") from None
+            state = _load(previous)
+            note(f"{damaged}; resuming {label!r} seed {seed} from the checkpoint before it, {previous.name} "
+                 f"(after task {state['completed']})")
+            return state
+
+
+def _load(path: Path) -> dict:
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, EOFError, pickle and zip errors on a damaged file
+        raise RunFolderError(f"checkpoint {path} is damaged ({type(error).__name__}: {error})") from None
+    if not isinstance(state, dict) or "log_offset" not in state:
+        raise RunFolderError(f"checkpoint {path} was written by an older version of lifelong and cannot be "
+                             "resumed; start the run again")
+    return state
 
 
 def _timings(record: LifetimeRecord) -> pd.DataFrame:
@@ -103,3 +201,13 @@ def _json_default(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def finish_tables(run_dir: str | Path) -> None:
+    """Write record.csv and the other tables from the record log when they are older than it (a run
+    stopped before its end); `lifelong report` calls this first."""
+    path = Path(run_dir)
+    log, table = path / LOG_NAME, path / "record.csv"
+    if not log.is_file() or (table.is_file() and table.stat().st_mtime_ns >= log.stat().st_mtime_ns):
+        return
+    RunFolder(path).write_tables()

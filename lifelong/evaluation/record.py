@@ -4,6 +4,8 @@
 training), higher is better (accuracy, or negative MSE for regression). `losses` is the test
 loss in the same layout. Per-task wall time and peak memory are kept beside them. Under
 few-shot evaluation `curves[i, j, s]` is the score after s adaptation steps (scores = last step).
+A cell never evaluated (an evaluation schedule skipped it) is NaN; `completed` counts the tasks
+trained, whatever was evaluated.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class LifetimeRecord:
     peak_memory_mb: np.ndarray = None
     train_stats: list[dict] = field(default_factory=list)
     curves: np.ndarray | None = None
+    completed: int = 0  # tasks trained (and their evaluation, if any, done); set by the orchestrator
 
     def __post_init__(self) -> None:
         n = len(self.task_names)
@@ -37,11 +40,6 @@ class LifetimeRecord:
     @property
     def n_tasks(self) -> int:
         return len(self.task_names)
-
-    @property
-    def completed(self) -> int:
-        """How many tasks have been trained and evaluated (rows 1..completed are filled)."""
-        return int(np.sum(~np.isnan(self.scores[1:, 0])))
 
     @property
     def score_name(self) -> str:
@@ -82,11 +80,12 @@ class LifetimeRecord:
         return {"strategy": self.strategy, "seed": self.seed, "task_names": self.task_names, "kind": self.kind,
                 "scores": self.scores.tolist(), "losses": self.losses.tolist(),
                 "train_seconds": self.train_seconds.tolist(), "peak_memory_mb": self.peak_memory_mb.tolist(),
-                "train_stats": self.train_stats, "curves": None if self.curves is None else self.curves.tolist()}
+                "train_stats": self.train_stats, "curves": None if self.curves is None else self.curves.tolist(),
+                "completed": self.completed}
 
     @classmethod
     def from_state(cls, state: dict) -> LifetimeRecord:
         arrays = {k: np.array(state[k], dtype=float) for k in ("scores", "losses", "train_seconds", "peak_memory_mb")}
         curves = None if state.get("curves") is None else np.array(state["curves"], dtype=float)
         return cls(state["strategy"], state["seed"], list(state["task_names"]), state["kind"], **arrays,
-                   train_stats=list(state["train_stats"]), curves=curves)
+                   train_stats=list(state["train_stats"]), curves=curves, completed=int(state["completed"]))

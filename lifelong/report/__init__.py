@@ -8,7 +8,7 @@ from pathlib import Path
 from lifelong.report import document
 from lifelong.report.render import to_html, to_markdown
 from lifelong.report.rundata import load_run
-from lifelong.run_folder import atomic_write
+from lifelong.run_folder import atomic_write, finish_tables
 
 
 @dataclass
@@ -19,6 +19,7 @@ class ReportResult:
 
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> ReportResult:
     """Read the run folder only, and write report.html and report.md (into the folder by default)."""
+    finish_tables(run_dir)  # a run stopped early has only its record log: make record.csv from it
     run = load_run(run_dir)
     blocks = document.build(run)
     out = Path(out_dir) if out_dir else run.path

@@ -46,4 +46,4 @@ class Joint(Strategy):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.seen = [self.ctx.stream.tasks[i] for i in state["seen"]]
+        self.seen = [self.ctx.stream.tasks[i].to(self.ctx.device) for i in state["seen"]]  # where learn's tasks are

@@ -2,15 +2,21 @@
 the run's own independent/joint strategies; and the run around them (no references, resume)."""
 
 import json
+import threading
 
 import numpy as np
 import pytest
+import torch
+
+from lifelong import references
 from lifelong.callbacks import Callback
 from lifelong.config import ExperimentConfig
 from lifelong.report import ReportResult
+from lifelong.references import ReferenceCache, compute_references, reference_key
 from lifelong.run import resume_experiment, run_experiment
 from lifelong.strategies.independent import Independent
 from lifelong.strategies.joint import Joint
+from lifelong.streams.builders import build_stream
 from tests.single_thread import one_thread  # noqa: F401  (autouse fixture)
 
 STREAM = {"name": "tiny_repeat", "builder": "repeat", "dataset": "digits", "classes": [0, 1], "n_tasks": 3,
@@ -110,3 +116,35 @@ def test_resume_ends_with_the_same_record_metrics_and_report(tmp_path):
     assert (tmp_path / "cut/record.csv").read_text() == (tmp_path / "whole/record.csv").read_text()
     assert json.dumps(resumed.metrics, sort_keys=True) == json.dumps(whole.metrics, sort_keys=True)
     assert (tmp_path / "cut/report.html").is_file() and resumed.references["cache_misses"] == 0
+
+
+def test_two_runs_at_once_train_each_reference_once(tmp_path, trainings):
+    """Two runs on the same stream start together: one trains, the other waits on the cache entry and reads."""
+    cfg = config(tmp_path)
+    stream = build_stream(cfg.stream)
+    start, results = threading.Barrier(2), []
+
+    def one_run():
+        start.wait()
+        results.append(compute_references(cfg, stream, torch.device("cpu"), [], ReferenceCache(tmp_path / "cache")))
+
+    runs = [threading.Thread(target=one_run) for _ in range(2)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join(timeout=120)
+    assert trainings == {"independent": 3, "joint": 3}  # once, not twice
+    assert sorted((r["cache_hits"], r["cache_misses"]) for r in results) == [(0, 6), (6, 0)]
+    assert results[0]["entries"][0]["joint"] == results[1]["entries"][0]["joint"]
+
+
+def test_the_cache_key_changes_with_the_code_that_trains_or_scores_a_reference(tmp_path, monkeypatch):
+    cfg = config(tmp_path)
+    training = cfg.training_for(cfg.strategies[0])
+    key = reference_key(cfg, training, 0, torch.device("cpu"))[0]
+    assert reference_key(cfg, training, 0, torch.device("cpu"))[0] == key  # stable while the code is
+    source = references.module_source
+    for module in ("lifelong.training", "lifelong.evaluation.evaluator", "lifelong.strategies.joint"):
+        monkeypatch.setattr(references, "module_source",
+                            lambda name, edited=module: source(name) + (b"\n# edited" if name == edited else b""))
+        assert reference_key(cfg, training, 0, torch.device("cpu"))[0] != key, module

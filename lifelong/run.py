@@ -262,10 +262,10 @@ def _play_all(config, stream: Stream, folder: RunFolder, device, states: dict, r
             folder.write_json("references.json", references)
     except KeyboardInterrupt as stop:
         where = _where(records, config, len(stream))
-        folder.write_text("error.txt", f"stopped by Ctrl-C: {where}; `lifelong resume` goes on with it\n")
+        _stopped(folder, f"stopped by Ctrl-C: {where}; `lifelong resume` goes on with it\n")
         raise RunInterrupted(folder.path, where) from stop
     except BaseException:
-        folder.write_text("error.txt", traceback.format_exc())
+        _stopped(folder, traceback.format_exc())
         raise
     finally:
         if display:
@@ -273,6 +273,13 @@ def _play_all(config, stream: Stream, folder: RunFolder, device, states: dict, r
     results = analyse(records, reference_scores(references), config.analysis.tolerance)
     folder.write_json("metrics.json", results)
     return RunResult(folder.path, records, results, references, write_report(folder.path).written)
+
+
+def _stopped(folder: RunFolder, why: str) -> None:
+    """Say why in error.txt and write the tables of what was done, holding Ctrl-C off meanwhile."""
+    with interrupts_deferred():
+        folder.write_text("error.txt", why)
+        folder.write_tables()
 
 
 def _where(records: list[LifetimeRecord], config, n_tasks: int) -> str:

@@ -19,9 +19,14 @@ def lifelong(*args, cwd=REPO, env=None):
                           text=True, env={**os.environ, **(env or {})}, timeout=600)
 
 
+def cache(tmp_path) -> str:
+    """The override that keeps a test's reference cache in its temporary folder, not the repository's reports/."""
+    return f"references.cache_dir={tmp_path / 'cache'}"
+
+
 def test_quickstart_writes_a_complete_run_folder(tmp_path):
     out = tmp_path / "run"
-    result = lifelong("run", "configs/quickstart.yaml", "--out", out)
+    result = lifelong("run", "configs/quickstart.yaml", cache(tmp_path), "--out", out)
     assert result.returncode == 0, result.stderr
     assert f"record:  {out / 'record.csv'}" in result.stdout
     record = pd.read_csv(out / "record.csv")
@@ -47,7 +52,7 @@ def test_quickstart_writes_a_complete_run_folder(tmp_path):
 def test_same_config_and_seed_give_the_same_record(tmp_path):
     for name in ("a", "b"):
         assert lifelong("run", "configs/quickstart.yaml", "strategies=[{name: replay}]", "training.epochs=1",
-                        "--out", tmp_path / name).returncode == 0
+                        cache(tmp_path), "--out", tmp_path / name).returncode == 0
     assert (tmp_path / "a/record.csv").read_text() == (tmp_path / "b/record.csv").read_text()
 
 
@@ -58,7 +63,8 @@ def test_readme_plugin_example_runs_from_a_config(tmp_path):
     (tmp_path / "my_strategies.py").write_text(code)
     (tmp_path / "lwf.yaml").write_text(
         f"name: lwf\nstream: {REPO / 'streams/split_digits.yaml'}\ntraining: {{epochs: 2, lr: 0.05}}\n"
-        "strategies:\n  - name: my_strategies:LwF\n    label: lwf\n    params: {alpha: 2.0}\n  - name: naive\n")
+        "strategies:\n  - name: my_strategies:LwF\n    label: lwf\n    params: {alpha: 2.0}\n  - name: naive\n"
+        f"references: {{cache_dir: {tmp_path / 'cache'}}}\n")
     result = lifelong("run", tmp_path / "lwf.yaml", "--out", tmp_path / "run", cwd=tmp_path,
                       env={"PYTHONPATH": str(tmp_path)})
     assert result.returncode == 0, result.stderr
@@ -77,7 +83,7 @@ def test_bad_input_exits_2_with_one_clear_message_and_keeps_what_was_written(tmp
     # EWC with a huge lambda diverges on task 2: the error names the setting; tasks before stay on disk
     out = tmp_path / "nan"
     nan = lifelong("run", "configs/quickstart.yaml", "strategies=[{name: ewc, params: {lambda: 100000}}]",
-                   "--out", out)
+                   cache(tmp_path), "--out", out)
     assert nan.returncode == 2 and "params.lambda" in nan.stderr
     record = pd.read_csv(out / "record.csv")
     assert record.dropna()["after_task"].max() >= 1 and (out / "error.txt").is_file()

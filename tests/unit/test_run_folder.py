@@ -1,6 +1,7 @@
 """The run folder's bookkeeping: the append-only record log, checkpoints that point into it, resume
 that checks what it resumes, the folder lock, --force, and paths that stay inside the folder."""
 
+import dataclasses
 import os
 import threading
 from types import SimpleNamespace
@@ -17,6 +18,8 @@ from lifelong.record_log import LOG_NAME, RecordLog
 from lifelong.report import ReportResult, write_report
 from lifelong.run import RunInterrupted, new_run_folder, resume_experiment, run_experiment
 from lifelong.run_folder import RunFolder, RunFolderError
+from lifelong.strategies.joint import Joint
+from tests.conftest import blob_stream, context
 from tests.single_thread import one_thread  # noqa: F401  (autouse fixture)
 
 STREAM = {"name": "tiny_split", "builder": "split", "dataset": "digits", "scenario": "class-il", "n_tasks": 3,
@@ -243,3 +246,21 @@ def test_a_run_failing_before_its_first_task_leaves_error_txt(tmp_path, monkeypa
     with pytest.raises(RuntimeError):
         run_experiment(config(tmp_path), out=tmp_path / "run", progress=False)
     assert "setup broke" in (tmp_path / "run/error.txt").read_text()
+
+
+@pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")
+@pytest.mark.parametrize("device", ["meta", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])
+def test_joint_resumes_with_its_past_tasks_on_the_run_device(device):
+    """Joint keeps the tasks it saw; after a resume they must sit where `learn` gets the new ones (the
+    meta device stands in for a GPU where there is none: it shows where tensors are, not their values)."""
+    stream = blob_stream()
+    first = Joint()
+    first.setup(context(stream))
+    first.learn(stream.tasks[0])
+    resumed = Joint()
+    resumed.setup(dataclasses.replace(context(stream), device=torch.device(device)))
+    resumed.load_state_dict(first.state_dict())
+    assert [t.x_train.device.type for t in resumed.seen] == [device]
+    if device == "cuda":
+        assert resumed.learn(stream.tasks[1].to(device))["train_loss"] >= 0

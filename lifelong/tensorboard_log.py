@@ -9,6 +9,7 @@ from pathlib import Path
 from lifelong.callbacks import Callback
 from lifelong.evaluation.record import LifetimeRecord
 from lifelong.report.figures import heatmaps
+from lifelong.run_folder import safe_name
 
 
 class TensorBoardLogger(Callback):
@@ -25,7 +26,8 @@ class TensorBoardLogger(Callback):
     def _writer(self, record: LifetimeRecord):
         key = (record.strategy, record.seed)
         if key not in self.writers:
-            self.writers[key] = self._new_writer(str(self.log_dir / f"{record.strategy}-seed{record.seed}"))
+            name = f"{safe_name(record.strategy, 'strategy label')}-seed{record.seed}"
+            self.writers[key] = self._new_writer(str(self.log_dir / name))
         return self.writers[key]
 
     def on_eval(self, after_task: int, record: LifetimeRecord) -> None:

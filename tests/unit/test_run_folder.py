@@ -143,6 +143,9 @@ def test_resume_refuses_an_edited_config_and_names_what_changed(tmp_path, no_rep
     path.write_text(yaml.safe_dump(edited, sort_keys=False))
     with pytest.raises(ConfigError, match=r"config\.yaml(.|\n)*training\.epochs"):
         resume_experiment(tmp_path / "cut", progress=False)
+    path.write_text("name: tiny\nstream: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"config\.yaml"):
+        resume_experiment(tmp_path / "cut", progress=False)
     path.write_text(original)
     assert resume_experiment(tmp_path / "cut", progress=False).records[0].completed == 3
 

@@ -60,19 +60,23 @@ class RecordLog:
             handle.write(data)
             return handle.tell()
 
-    def truncate(self, offset: int) -> None:
-        """Cut the log back to `offset` bytes: what was appended after a checkpoint is redone on resume."""
+    def check_reaches(self, offset: int) -> None:
         size = self.size()
         if offset > size:
             raise RecordLogError(f"{self.path}: the checkpoints point {offset} bytes into this file, but it holds "
                                  f"only {size}; it was cut or replaced, so the run cannot be resumed")
-        if offset < size:
+
+    def truncate(self, offset: int) -> None:
+        """Cut the log back to `offset` bytes: what was appended after a checkpoint is redone on resume."""
+        self.check_reaches(offset)
+        if offset < self.size():
             os.truncate(self.path, offset)
 
-    def read(self) -> list[LifetimeRecord]:
-        """Every lifetime in the log, in the order they started; cells never written are NaN."""
+    def read(self, up_to: int | None = None) -> list[LifetimeRecord]:
+        """Every lifetime in the log (its first `up_to` bytes), in the order they started; cells never
+        written are NaN."""
         records: dict[tuple[str, int], LifetimeRecord] = {}
-        text = self.path.read_bytes() if self.path.exists() else b""
+        text = self.path.read_bytes()[:up_to] if self.path.exists() else b""
         lines = text.split(b"\n")
         for number, raw in enumerate(lines[:-1], start=1):  # lines[-1]: empty, or a torn last line
             try:

@@ -215,15 +215,18 @@ def _check_unchanged(folder: RunFolder, sha256: str, resolved: dict) -> None:
 
 
 def _records_at_checkpoints(folder: RunFolder, states: dict) -> dict[tuple[str, int], LifetimeRecord]:
-    """Cut the record log back to the last checkpoint and rebuild the records from it."""
-    folder.log.truncate(max((state["log_offset"] for state in states.values()), default=0))
-    records = {(r.strategy, r.seed): r for r in folder.log.read()}
+    """Rebuild the records from the record log up to the last checkpoint, then cut what follows."""
+    offset = max((state["log_offset"] for state in states.values()), default=0)
+    folder.log.check_reaches(offset)
+    records = {(r.strategy, r.seed): r for r in folder.log.read(up_to=offset)}
     for key in records.keys() | states.keys():
         logged = records[key].completed if key in records else None
         saved = states[key]["completed"] if key in states else None
         if logged != saved:
-            raise RunFolderError(f"{folder.path}: {key[0]!r} seed {key[1]} has {saved} tasks checkpointed but "
-                                 f"{logged} in {LOG_NAME}; the folder was changed by hand, so it cannot be resumed")
+            raise RunFolderError(f"{folder.path}: {key[0]!r} seed {key[1]} has {saved or 0} tasks checkpointed "
+                                 f"but {logged or 0} in {LOG_NAME}; the folder was changed by hand, so it cannot be "
+                                 "resumed")
+    folder.log.truncate(offset)
     return records
 
 

@@ -66,7 +66,11 @@ class RunFolder:
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise RunFolderError(f"{self.path} is a file, not a run folder; give --out a folder path")
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunFolderError(f"cannot make the run folder {self.path} ({error.strerror}); choose another --out "
+                                 "(or `out:` in the config)") from None
         self.log = RecordLog(self.path / LOG_NAME)
 
     def file(self, name: str) -> Path:

@@ -169,6 +169,16 @@ def test_a_damaged_checkpoint_without_an_earlier_one_is_refused_clearly(tmp_path
         resume_experiment(tmp_path / "cut", progress=False)
 
 
+def test_a_folder_changed_by_hand_is_refused_and_its_log_kept(tmp_path, no_report):
+    interrupted(config(tmp_path, strategies=("naive", "ewc")), tmp_path / "cut", StopAt("ewc", 0))
+    (tmp_path / "cut/checkpoints/naive-seed0.pt").unlink()
+    (tmp_path / "cut/checkpoints/naive-seed0.prev.pt").unlink()
+    log = (tmp_path / "cut" / LOG_NAME).read_bytes()
+    with pytest.raises(RunFolderError, match="'naive' seed 0 has 0 tasks checkpointed but 3 in record.rows.jsonl"):
+        resume_experiment(tmp_path / "cut", progress=False)
+    assert (tmp_path / "cut" / LOG_NAME).read_bytes() == log
+
+
 def test_out_must_be_new_or_empty_unless_forced(tmp_path, no_report):
     cfg = config(tmp_path)
     run_experiment(cfg, out=tmp_path / "run", progress=False)
@@ -185,6 +195,8 @@ def test_out_must_be_new_or_empty_unless_forced(tmp_path, no_report):
     (tmp_path / "file").write_text("x")
     with pytest.raises(RunFolderError, match="is a file, not a run folder"):
         run_experiment(cfg, out=tmp_path / "file", progress=False)
+    with pytest.raises(RunFolderError, match="cannot make the run folder .*file/run"):
+        run_experiment(cfg, out=tmp_path / "file/run", progress=False)
 
 
 def test_a_second_run_or_resume_on_a_held_folder_fails_at_once(tmp_path):

@@ -292,8 +292,10 @@ def _where(records: list[LifetimeRecord], config, n_tasks: int) -> str:
     last = records[-1]
     if len(records) == runs and last.completed == n_tasks:
         return "after every strategy and seed had finished, while computing references or writing files"
-    return (f"strategy {last.strategy!r} seed {last.seed}, in task {last.completed + 1} of {n_tasks} "
-            f"(tasks 1..{last.completed} are saved); run {len(records)} of {runs}")
+    k = last.completed
+    saved = "none of its tasks saved yet" if k == 0 else "task 1 saved" if k == 1 else f"tasks 1-{k} saved"
+    return (f"strategy {last.strategy!r} seed {last.seed}, in task {k + 1} of {n_tasks} ({saved}); "
+            f"strategy x seed {len(records)} of {runs}")
 
 
 def _optional_hooks(config: ExperimentConfig, folder: RunFolder) -> list[Callback]:

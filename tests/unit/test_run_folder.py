@@ -108,7 +108,7 @@ def test_rows_logged_after_the_last_checkpoint_are_cut_and_done_again(tmp_path, 
     cfg = config(tmp_path, strategies=("naive", "ewc"), seeds=[0, 1])
     run_experiment(cfg, out=tmp_path / "whole", progress=False)
     stop = interrupted(cfg, tmp_path / "cut", StopAt("ewc", 1, hook="on_eval"))  # seed 0's ewc, task 2's row logged
-    assert "strategy 'ewc' seed 0, in task 2 of 3 (tasks 1..1 are saved)" in stop.where
+    assert "strategy 'ewc' seed 0, in task 2 of 3 (task 1 saved); strategy x seed 2 of 4" in stop.where
     with open(tmp_path / "cut" / LOG_NAME, "ab") as handle:
         handle.write(b'{"line": "ta')  # and a torn line, as a kill mid-write leaves
     resume_experiment(tmp_path / "cut", progress=False)

@@ -76,12 +76,22 @@ def test_across_seeds_mean_ci_and_flags_beyond_noise():
     assert results["flag_rule"]["rule"] == "ci95"  # the tolerance 0.5 plays no part with 2 seeds
 
 
-def test_one_seed_flags_with_the_stated_tolerance():
+def test_one_seed_is_at_most_inconclusive_with_the_stated_tolerance():
     refs = {("naive", 0): ReferenceScores(np.array([0.63, 0.55]), None)}  # gaps 0.03, 0.05
-    for tolerance, expected in ((0.02, [True, True]), (0.04, [False, True])):
+    for tolerance, expected in ((0.02, ["inconclusive", "inconclusive"]), (0.04, ["none", "inconclusive"])):
         results = analyse([record([[0.1, 0.1], [0.6, 0.1], [0.5, 0.5]])], refs, tolerance)
-        assert results["flags"]["naive"]["ntg_learn"] == expected
+        assert [v["verdict"] for v in results["verdicts"]["naive"]["ntg_learn"]] == expected
+        assert results["flags"]["naive"]["ntg_learn"] == [False, False]  # no seed noise known: never flagged
         assert results["flag_rule"]["rule"] == "tolerance" and str(tolerance) in results["flag_rule"]["text"]
+
+
+def test_inconclusive_gaps_say_how_many_seeds_would_decide():
+    R = [[0.1, 0.1], [0.6, 0.1], [0.5, 0.5]]
+    # task 1 gaps 0.1, 0.2, 0.3: mean 0.2 > tolerance 0.05, CI low -0.048 -> inconclusive, 4 seeds decide
+    refs = {("naive", s): ReferenceScores(np.array([0.6 + g, 0.1]), None) for s, g in enumerate((0.1, 0.2, 0.3))}
+    results = analyse([record(R, seed=s) for s in range(3)], refs, tolerance=0.05)
+    assert results["verdicts"]["naive"]["ntg_learn"] == [{"verdict": "inconclusive", "seeds_needed": 4},
+                                                         {"verdict": "none", "seeds_needed": None}]
 
 
 def test_a_seed_without_references_is_left_out_of_the_reference_metrics():

@@ -94,9 +94,11 @@ def analyse(records: list[LifetimeRecord], references: dict[tuple[str, int], Ref
 
 
 def _total_coverage(per_seed: list[dict]) -> dict:
-    """Terms used and defined, summed over seeds, with the first reason a seed gave for a NaN."""
+    """Terms used and defined, summed over seeds; a reason only when the metric is NaN in every seed
+    (then its mean over seeds is NaN too)."""
+    reasons = [c["reason"] for c in per_seed]
     return {"used": sum(c["used"] for c in per_seed), "of": sum(c["of"] for c in per_seed),
-            "reason": next((c["reason"] for c in per_seed if c["reason"]), None)}
+            "reason": reasons[0] if reasons and all(reasons) else None}
 
 
 def _union(keys) -> list[str]:

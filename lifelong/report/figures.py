@@ -42,8 +42,8 @@ def _grid(n: int, width: float, height: float, max_cols: int = 4) -> tuple[Figur
     return fig, list(axes[:n])
 
 
-def _task_ticks(n: int) -> list[int]:
-    return list(range(0, n, max(1, math.ceil(n / 10))))
+def _task_ticks(n: int, count: int = 10) -> list[int]:
+    return list(range(0, n, max(1, math.ceil(n / count))))
 
 
 def _color_range(values: np.ndarray, bounded: bool) -> tuple[float, float]:
@@ -59,17 +59,19 @@ def heatmaps(matrices: dict[str, np.ndarray], score_name: str, blocks: TaskBlock
     T = next(iter(matrices.values())).shape[1]
     blocks = blocks or TaskBlocks(T, 1)
     shown = {label: blocks.matrix(matrix) for label, matrix in matrices.items()}
-    names = blocks.labels()
+    names = [str(start + 1) for start in blocks.starts]  # a block is named by its first task
+    unit = f" (blocks of {blocks.size}, first task shown)" if blocks.coarse else ""
     fig, axes = _grid(len(shown), 4.2, 3.8)
     low, high = _color_range(np.concatenate([m.ravel() for m in shown.values()]), score_name == "accuracy")
     for ax, (label, matrix) in zip(axes, shown.items()):
         n = matrix.shape[1]
         image = ax.imshow(matrix, vmin=low, vmax=high, cmap="viridis", aspect="auto", interpolation="nearest")
         ax.set_title(label)
-        ax.set_xlabel("evaluated task" + (" (block)" if blocks.coarse else ""))
-        ax.set_ylabel("after training task" + (" (block)" if blocks.coarse else ""))
-        ax.set_xticks(_task_ticks(n), [names[j] for j in _task_ticks(n)], fontsize=7 if blocks.coarse else None)
-        rows = [0, *[i + 1 for i in _task_ticks(n)]]
+        ax.set_xlabel("evaluated task" + unit, fontsize=8 if blocks.coarse else None)
+        ax.set_ylabel("after training task" + unit, fontsize=8 if blocks.coarse else None)
+        columns = _task_ticks(n, 5 if blocks.coarse else 10)  # wide labels: fewer of them
+        ax.set_xticks(columns, [names[j] for j in columns])
+        rows = [0, *[i + 1 for i in _task_ticks(n) if i or not blocks.coarse]]  # thin rows: "1" would hit "before"
         ax.set_yticks(rows, ["before" if i == 0 else names[i - 1] for i in rows])
         if n <= ANNOTATE_UP_TO:
             for (i, j), v in np.ndenumerate(matrix):
@@ -116,7 +118,7 @@ def per_task_bars(panels: list[tuple[str, dict[str, list[dict]], dict[str, list[
         _bars(ax, values, flags, blocks)
         ax.set_title(title, fontsize=10)
     axes[0, 0].legend(fontsize=7, ncol=min(len(labels) + 1, 5))
-    axes[-1, 0].set_xlabel("task" + (" (block)" if blocks.coarse else ""))
+    axes[-1, 0].set_xlabel("task" + (f" (blocks of {blocks.size}, first task shown)" if blocks.coarse else ""))
     return fig
 
 
@@ -144,8 +146,7 @@ def _bars(ax, values: dict[str, list[dict]], flags: dict[str, list[bool]], block
             ax.plot(pos[marked], tops[marked], "v", color=FLAG_COLOR, markersize=7, label=flag_label)
             flag_label = None  # one legend entry for all flags
     ax.axhline(0, color="black", linewidth=0.6)
-    names = blocks.labels()
-    ax.set_xticks(_task_ticks(n_bars), [names[j] for j in _task_ticks(n_bars)])
+    ax.set_xticks(_task_ticks(n_bars), [str(blocks.starts[j] + 1) for j in _task_ticks(n_bars)])
 
 
 def adaptation_curves(curves: dict[str, list[np.ndarray]], score_name: str) -> Figure:

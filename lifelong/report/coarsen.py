@@ -37,8 +37,8 @@ class TaskBlocks:
 
     def labels(self) -> list[str]:
         """1-based task numbers of each block: "7" or "21–40"."""
-        return [str(s + 1) if self.size == 1 else f"{s + 1}–{min(s + self.size, self.n_tasks)}"
-                for s in self.starts]
+        ends = np.minimum(self.starts + self.size, self.n_tasks)
+        return [str(end) if end == start + 1 else f"{start + 1}–{end}" for start, end in zip(self.starts, ends)]
 
     def describe(self, what: str = "tasks") -> str:
         """The sentence a caption carries when blocks are in use, empty otherwise."""
@@ -61,8 +61,12 @@ class TaskBlocks:
         and the columns grouped into blocks, each cell the mean of the evaluated cells it covers."""
         if not self.coarse:
             return R
-        columns = self.reduce(R, axis=1)
-        return np.vstack([columns[:1], self.reduce(columns[1:], axis=0)])
+        evaluated = ~np.isnan(R)
+        sums, counts = np.where(evaluated, R, 0.0), evaluated.astype(float)
+        sums, counts = (self.reduce(x, axis=1, how=np.sum) for x in (sums, counts))
+        sums, counts = (np.vstack([x[:1], self.reduce(x[1:], axis=0, how=np.sum)]) for x in (sums, counts))
+        with np.errstate(invalid="ignore"):
+            return sums / counts  # 0 / 0 -> NaN: nothing in the block was evaluated
 
 
 def curve_tasks(n_tasks: int) -> np.ndarray:

@@ -355,7 +355,7 @@ def _figures(run: RunData, metrics: dict) -> list[Block]:
                "strategies and seeds; cells never evaluated are blank." + blocks_.describe("rows and columns")),
         Figure(figures.png(figures.lifetime(matrices, score)),
                "Score of each task over the lifetime, mean over seeds: dotted before the task's own training, "
-               "solid after. A falling solid line is forgetting."
+               "solid after, lines joining the evaluated points. A falling solid line is forgetting."
                + (f" With {T} tasks, {len(drawn)} evenly spaced tasks are drawn "
                   f"({', '.join(str(j + 1) for j in drawn)})." if T > FULL_UP_TO else ""))]
     per_task, verdicts = metrics.get("per_task", {}), metrics.get("flags", {})
@@ -366,7 +366,8 @@ def _figures(run: RunData, metrics: dict) -> list[Block]:
             panels.append((title, values, {label: f.get(key) for label, f in verdicts.items()}))
     if panels:
         caption = ("Per task, one panel per quantity: bars = mean over seeds, whiskers = 95% CI; a red triangle "
-                   "marks a task flagged for negative transfer by the rule above.")
+                   "marks a task flagged for negative transfer by the rule above; no bar where the cells a value "
+                   "needs were not evaluated.")
         if blocks_.coarse:
             caption = (f"Per task, one panel per quantity. With {T} tasks, each bar is a block of {blocks_.size} "
                        "consecutive tasks: the mean of their means over seeds, whiskers from the lowest to the "

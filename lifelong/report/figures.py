@@ -92,8 +92,10 @@ def lifetime(matrices: dict[str, np.ndarray], score_name: str) -> Figure:
         steps = np.arange(T + 1)
         for n, j in enumerate(drawn):
             color = f"C{n % 10}"
-            ax.plot(steps[:j + 2], matrix[:j + 2, j], ":", color=color, linewidth=0.8)
-            ax.plot(steps[j + 1:], matrix[j + 1:, j], "-", color=color, linewidth=1.4,
+            evaluated = ~np.isnan(matrix[:, j])  # join the evaluated points over rows left NaN by a schedule
+            before, after = evaluated & (steps <= j + 1), evaluated & (steps >= j + 1)
+            ax.plot(steps[before], matrix[before, j], ":", color=color, linewidth=0.8)
+            ax.plot(steps[after], matrix[after, j], "-", color=color, linewidth=1.4,
                     label=f"task {j + 1}" if len(drawn) <= 10 else None)
         ax.set_title(label)
         ax.set_xlabel("after training task (0 = before)")
@@ -137,7 +139,7 @@ def _bars(ax, values: dict[str, list[dict]], flags: dict[str, list[bool]], block
             shown = mean
             errors = np.nan_to_num(np.array([a["ci95_high"] - a["mean"] for a in aggs], dtype=float))
         pos = x - 0.4 + width * (n + 0.5)
-        ax.bar(pos, np.nan_to_num(shown), width, yerr=errors, capsize=2 if n_bars <= 60 else 0,
+        ax.bar(pos, shown, width, yerr=errors, capsize=2 if n_bars <= 60 else 0,  # NaN: no bar, never 0
                color=f"C{n}", label=label, error_kw={"linewidth": 0.8})
         marked = np.array(flags.get(label) or [False] * blocks.n_tasks, dtype=float)
         marked = blocks.reduce(marked, how=np.nanmax) > 0

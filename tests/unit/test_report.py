@@ -211,3 +211,18 @@ def test_a_long_lifetime_report_shows_task_blocks_and_says_so(tmp_path):
     assert matrix[3].startswith("| 1–6 |")  # rows 1..6 in one block, after the 'before' row
     assert "| 295–300 |" in md.split("## Per task")[1]
     assert seconds < 20, seconds  # T = 1,000 builds in well under 30 s (benchmarks/bench_report.py --tasks 1000)
+
+
+@pytest.mark.slow
+def test_report_of_a_run_that_failed_midway_says_where_it_stopped(tmp_path):
+    out = tmp_path / "diverged"
+    # EWC with a huge lambda diverges on task 2 of split digits: the run stops with an error after task 1
+    run = CliRunner().invoke(app, ["run", "configs/quickstart.yaml", "--out", str(out), "model.hidden=[16]",
+                                   "training.epochs=1", "strategies=[{name: ewc, params: {lambda: 100000}}]",
+                                   f"references.cache_dir={tmp_path / 'cache'}", "device=cpu"])
+    assert run.exit_code == 2, run.output
+    report = CliRunner().invoke(app, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+    md = (out / "report.md").read_text()
+    assert "## Unfinished run" in md and "1 of 1 lifetimes did not finish" in md
+    assert "| ewc | 0 | 1 of 5 | stopped after task 1 of 5 (error:" in md

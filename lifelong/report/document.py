@@ -154,7 +154,6 @@ def _progress(run: RunData) -> list[Block]:
 
 
 def _story(run: RunData, metrics: dict) -> list[str]:
-    summary = metrics["summary"]
     lines = []
     for key, words in (("acc", "Final score (ACC)"), ("forgetting", "Forgetting"), ("fwt", "Forward transfer")):
         line = _extremes(metrics, key, words)
@@ -165,8 +164,7 @@ def _story(run: RunData, metrics: dict) -> list[str]:
         lines.append(warning)
     verdicts = {label: v for label, v in (metrics.get("verdicts") or _verdicts_from_flags(metrics)).items() if v}
     if not verdicts:
-        if summary:
-            lines.append("No references were computed, so negative transfer and intransigence are not measured.")
+        lines.append("No references were computed, so negative transfer and intransigence are not measured.")
         return lines
     names = metrics.get("task_names") or []
     rule = metrics.get("flag_rule", {})
@@ -228,13 +226,18 @@ def _extremes(metrics: dict, key: str, words: str) -> str | None:
         return f"{words}: {user(label)} {value:.4f}."
     best, worst = _ranked(means, key)
     best_value, worst_value = means[next(iter(best))], means[next(iter(worst))]
-    if best == worst or best_value == worst_value:
+    if best_value == worst_value:
         return f"{words}: every strategy ties at {best_value:.4f}."
-    tie = lambda labels: " and ".join(f"**{user(x)}**" for x in means if x in labels) + (  # noqa: E731
-        " (tied)" if len(labels) > 1 else "")
-    line = (f"{words}, {better(key)} is better: best {tie(best)} ({best_value:.4f}), "
-            f"worst {tie(worst).replace('**', '')} ({worst_value:.4f}).")
-    return line + " " + _noise(metrics, key, next(x for x in means if x in best), next(x for x in means if x in worst))
+    best, worst = [x for x in means if x in best], [x for x in means if x in worst]  # in run order
+    line = (f"{words}, {better(key)} is better: best {_together(best, bold=True)} ({best_value:.4f}), "
+            f"worst {_together(worst)} ({worst_value:.4f}).")
+    return line + " " + _noise(metrics, key, best[0], worst[0])
+
+
+def _together(labels: list[str], bold: bool = False) -> str:
+    """Tied strategies named together, in run order: a tie is never broken by name."""
+    mark = "**" if bold else ""
+    return " and ".join(f"{mark}{user(x)}{mark}" for x in labels) + (" (tied)" if len(labels) > 1 else "")
 
 
 def _noise(metrics: dict, key: str, best: str, worst: str) -> str:
@@ -244,7 +247,7 @@ def _noise(metrics: dict, key: str, best: str, worst: str) -> str:
     gaps = [first[s].get(key, np.nan) - second[s].get(key, np.nan) for s in first if s in second]
     s = summarize(gaps)
     if s["n"] < 2:
-        return "With one seed, whether this gap is beyond seed noise cannot be told."
+        return "Only one seed has both values, so whether this gap is beyond seed noise cannot be told."
     if s["ci95_low"] <= 0 <= s["ci95_high"]:
         return (f"The best and the worst are within seed noise: the 95% CI of their paired difference over "
                 f"{s['n']} seeds, [{s['ci95_low']:.4f}, {s['ci95_high']:.4f}], includes 0.")

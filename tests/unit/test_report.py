@@ -171,7 +171,7 @@ def test_summary_names_ties_together_and_says_when_the_gap_is_seed_noise(tmp_pat
     write_report(tie)
     md = (tie / "report.md").read_text()
     assert "best **b** and **a** (tied) (0.9000), worst c (0.3667)" in md  # run order, never by name
-    assert "one seed, whether this gap is beyond seed noise cannot be told" in md
+    assert "Only one seed has both values, so whether this gap is beyond seed noise cannot be told" in md
     same = write_run(tmp_path / "same", {"b": [keeps(3)], "a": [keeps(3)]}, independent=None)
     write_report(same)
     assert "Final score (ACC): every strategy ties at 0.9000." in (same / "report.md").read_text()

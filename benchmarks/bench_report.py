@@ -6,7 +6,8 @@ two strategies, one seed, under 30 s).
     python benchmarks/bench_report.py --part long --tasks 1000   # the long-lifetime case only
 
 The long case writes a synthetic run folder (random scores, a full (T+1) x T matrix per lifetime,
-references for both) with the run folder's own writer, then times `write_report` on it.
+events with a row of scores per task as a run writes them, references for both) with the run
+folder's own writer, then times `write_report` on it.
 
 The second config is also run against an empty cache, to show what the cache saves. The run
 folder is made by the engine itself: permuted digits, 20 tasks of 100 training examples,
@@ -74,13 +75,15 @@ def long_lifetime(work: Path, n_tasks: int) -> dict:
                                       "stream": {"name": "synthetic", "n_tasks": n_tasks}})
     for record in records:
         for task in range(n_tasks):
-            folder.append_event({"event": "task_end", "strategy": record.strategy, "seed": 0, "task": task})
+            folder.append_event({"event": "task_end", "strategy": record.strategy, "seed": 0, "task": task,
+                                 "scores": record.scores[task + 1]})  # as a run writes it: a row per event
     folder.write_json("references.json", {"joint_at": [n_tasks], "cache_dir": "none", "entries": [
         {"strategies": ["naive", "ewc"], "seed": 0, "independent": list(rng.random(n_tasks)),
          "joint": [None] * (n_tasks - 1) + [1.0], "independent_source": "synthetic", "joint_source": "synthetic"}]})
     wall, cpu = cpu_timed(lambda: write_report(path))
     return {"tasks": n_tasks, "strategies": 2, "seeds": 1, "report_build_seconds": wall, "cpu_seconds": cpu,
             "record_csv_mb": (path / "record.csv").stat().st_size / 2**20,
+            "events_mb": (path / "events.jsonl").stat().st_size / 2**20,
             "report_html_kb": (path / "report.html").stat().st_size / 1024,
             "report_md_kb": (path / "report.md").stat().st_size / 1024}
 

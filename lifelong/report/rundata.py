@@ -15,6 +15,7 @@ import yaml
 from lifelong.evaluation.analysis import analyse, reference_scores
 from lifelong.evaluation.record import LifetimeRecord
 
+
 @dataclass
 class Lifetime:
     """How far one (strategy, seed) got: tasks trained and evaluated, of how many, and its last error."""

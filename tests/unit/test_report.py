@@ -134,6 +134,10 @@ def test_an_unfinished_run_says_which_lifetime_stopped_where(tmp_path):
     assert "| naive | 1 | 2 of 4 | stopped after task 2 of 4 (error: RuntimeError: boom) |" in md
     assert "| replay | 1 | 0 of 4 | not started |" in md
     assert "naive acc: 4 of 8 terms" in md  # seed 1 has no final row: ACC over seed 0 only, and said so
+    (folder / "events.jsonl").unlink()  # an older folder: progress read off the record's filled rows
+    notes = write_report(folder).notes
+    assert any("events.jsonl is missing" in n for n in notes)
+    assert any("naive seed 1 stopped after task 2 of 4; replay seed 1 not started" in n for n in notes)
 
 
 def test_markdown_and_html_escape_user_text(tmp_path):

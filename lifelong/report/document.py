@@ -394,20 +394,30 @@ def _per_task_tables(metrics: dict) -> list[Block]:
                  "their means over seeds; ⚑ n = n tasks of the block flagged beyond seed noise. metrics.json "
                  "keeps every task with its 95% CI.")
     else:
-        intro = "Mean over seeds ± 95% CI half-width. ⚑ = flagged beyond seed noise."
+        intro = ("Mean over seeds ± 95% CI half-width. ⚑ = negative transfer beyond seed noise; ? = inconclusive "
+                 "(above the tolerance, within seed noise).")
     blocks: list[Block] = [Heading("Per task"), Text(intro)]
     titles = per_task_titles()
     for label, per_task in metrics.get("per_task", {}).items():
         keys = [k for k in titles if k in per_task]
         flags = metrics.get("flags", {}).get(label, {})
+        verdicts = (metrics.get("verdicts") or _verdicts_from_flags(metrics)).get(label, {})
         if blocks_.coarse:
             rows = [[block, *cells] for block, *cells in zip(blocks_.labels(), *(
                 _block_cells(blocks_, per_task[k], flags.get(k)) for k in keys))]
         else:
-            rows = [[name, *(fmt(per_task[k][j]) + (" ⚑" if (flags.get(k) or [False] * len(names))[j] else "")
-                             for k in keys)] for j, name in enumerate(names)]
+            rows = [[name, *(fmt(per_task[k][j]) + _MARKS.get(_verdict(verdicts, k, j), "") for k in keys)]
+                    for j, name in enumerate(names)]
         blocks += [Heading(label, 3), Table(["task", *keys], rows)]
     return blocks
+
+
+_MARKS = {"negative transfer": " ⚑", "inconclusive": " ?"}
+
+
+def _verdict(verdicts: dict, key: str, task: int) -> str | None:
+    per_task = verdicts.get(key) or []
+    return per_task[task]["verdict"] if task < len(per_task) else None
 
 
 def _block_cells(blocks_: TaskBlocks, aggs: list[dict], flags: list[bool] | None) -> list[str]:

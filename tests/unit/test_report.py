@@ -68,6 +68,8 @@ def test_markdown_numbers_match_metrics_json(run_dir):
     # At the end naive keeps 0.1 on tasks 1-3: gaps 0.85, 0.85 (no spread) -> negative transfer
     assert "| naive | none | 1 (5), 2 (5), 3 (5), 4 (5) | 1, 2, 3 | 4 (5) |" in md and "paired by seed" in md
     assert "a decisive answer would need 5 seeds" in md
+    per_task = table(md, "### naive\n")
+    assert per_task["T1"]["ntg_final"] == "0.8500 ± 0.0000 ⚑" and per_task["T4"]["ntg_final"].endswith(" ?")
 
 
 def test_missing_files_are_named_and_the_rest_still_renders(run_dir, tmp_path):

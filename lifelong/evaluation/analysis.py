@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lifelong.evaluation import metrics as m
+from lifelong.evaluation import metrics as m  # importing it registers the metrics
 from lifelong.evaluation.aggregate import gap_beyond_noise, summarize
 from lifelong.evaluation.record import LifetimeRecord
+from lifelong.evaluation.registry import METRICS
 
-METRICS_VERSION = 2
+METRICS_VERSION = 3
 FLAGGED_GAPS = ("ntg_learn", "ntg_final")
-LCA_BETA = 10  # A-GEM's beta, capped at the number of adaptation steps
+NOT_SCALARS = ("per_task", "coverage")
 
 
 @dataclass
@@ -39,71 +40,65 @@ def reference_scores(references: dict | None) -> dict[tuple[str, int], Reference
 
 
 def record_metrics(record: LifetimeRecord, refs: ReferenceScores | None = None) -> dict:
-    """Every metric of one (strategy, seed): scalars at the top, per-task arrays under `per_task`."""
-    R = record.scores
-    out = m.core_metrics(R)
-    per_task = {"forgetting": out.pop("forgetting_per_task"), "fwt": m.fwt_per_task(R),
-                "forgetting_avalanche": m.avalanche_forgetting_per_task(R)}
-    out["forgetting_avalanche"] = m.avalanche_forgetting(R)
-    dr = m.diaz_rodriguez(R)
-    bounded = record.kind == "classification"  # REM and BWT+ need a score in [0, 1]
-    out.update(dr_A=dr["A"], dr_BWT=dr["BWT"], dr_FWT=dr["FWT"],
-               dr_REM=dr["REM"] if bounded else m.NAN, dr_BWT_plus=dr["BWT_plus"] if bounded else m.NAN)
-    if refs is not None and refs.independent is not None:
-        per_task.update(m.negative_transfer_per_task(R, refs.independent))
-        out.update(ntg_learn=m.defined_mean(per_task["ntg_learn"]), ntg_final=m.defined_mean(per_task["ntg_final"]))
-    if refs is not None and refs.joint is not None:
-        per_task["intransigence"] = m.intransigence_per_task(R, refs.joint)
-        values = m.intransigence(R, refs.joint)
-        out.update(intransigence=values["final"], intransigence_mean=values["mean"])
-    if record.curves is not None:
-        out.update(_adaptation_metrics(record.curves, per_task))
-    out["per_task"] = {name: [float(v) for v in values] for name, values in per_task.items()}
-    return out
-
-
-def _adaptation_metrics(curves: np.ndarray, per_task: dict) -> dict:
-    """Few-shot curves C[i, j, s]: zero-shot ACC, gain and area at the end, and LCA on the curve of
-    each task just before its own training (C[k-1, k]: b = adaptation steps, not minibatches)."""
-    final = curves[-1]
-    per_task["adaptation_gain"] = m.adaptation_gain(final)
-    per_task["adaptation_area"] = m.adaptation_area(final)
-    n = curves.shape[1]
-    before_own_training = curves[np.arange(n), np.arange(n)]
-    return {"acc_zero_shot": m.acc(curves[:, :, 0]), "adaptation_gain": m.defined_mean(per_task["adaptation_gain"]),
-            "adaptation_area": m.defined_mean(per_task["adaptation_area"]),
-            "lca": m.lca(before_own_training, min(LCA_BETA, curves.shape[2] - 1))}
+    """Every registered metric of one (strategy, seed) whose inputs exist: scalars at the top, per-task
+    arrays under `per_task`, and under `coverage` how many terms each used (evaluated cells only) and
+    why a NaN value is NaN. Metrics needing a reference or curves the run lacks are left out."""
+    inputs = {"R": record.scores, "independent": refs.independent if refs else None,
+              "joint": refs.joint if refs else None, "curves": record.curves}
+    out, per_task, coverage = {}, {}, {}
+    for key, entry in METRICS.items():
+        if any(inputs[name] is None for name in entry.needs):
+            continue
+        result = entry.evaluate(inputs, bounded_score=record.kind == "classification")
+        out[key], coverage[key] = result.value, result.coverage()
+        if entry.per_task is not None:
+            per_task[key] = [float(v) for v in entry.per_task_values(inputs)]
+    return {**out, "per_task": per_task, "coverage": coverage}
 
 
 def analyse(records: list[LifetimeRecord], references: dict[tuple[str, int], ReferenceScores] | None = None,
             tolerance: float = 0.02) -> dict:
-    """Metrics per (strategy, seed), their mean/std/95% CI across seeds (scalars and per task), and
-    negative-transfer flags: a task is flagged when its per-seed gaps are > 0 beyond seed noise."""
+    """Metrics per (strategy, seed), their mean/std/95% CI across seeds (scalars and per task), the
+    terms each metric used, and negative-transfer verdicts per task: `flags` marks the tasks whose
+    per-seed gaps are > 0 beyond seed noise, `verdicts` says negative transfer / inconclusive / none."""
     references = references or {}
     per_seed: dict[str, dict[int, dict]] = {}
     for record in records:
         per_seed.setdefault(record.strategy, {})[record.seed] = record_metrics(
             record, references.get((record.strategy, record.seed)))
-    summary, per_task, flags = {}, {}, {}
+    summary, coverage, per_task, flags, verdicts = {}, {}, {}, {}, {}
     for label, seeds in per_seed.items():
         runs = list(seeds.values())
         n_tasks = len(records[0].task_names)
-        scalars = _union(k for run in runs for k in run if k != "per_task")
+        scalars = _union(k for run in runs for k in run if k not in NOT_SCALARS)
         summary[label] = {k: summarize([run.get(k, m.NAN) for run in runs]) for k in scalars}
+        coverage[label] = {k: _total_coverage([run["coverage"][k] for run in runs if k in run["coverage"]])
+                           for k in scalars}
         stacked = {k: np.array([run["per_task"].get(k, [m.NAN] * n_tasks) for run in runs])
                    for k in _union(k for run in runs for k in run["per_task"])}
         per_task[label] = {k: [summarize(column) for column in values.T] for k, values in stacked.items()}
-        flags[label] = {k: [gap_beyond_noise(column, tolerance).flagged for column in stacked[k].T]
-                        for k in FLAGGED_GAPS if k in stacked}
+        judged = {k: [gap_beyond_noise(column, tolerance) for column in stacked[k].T]
+                  for k in FLAGGED_GAPS if k in stacked}
+        flags[label] = {k: [v.flagged for v in column] for k, column in judged.items()}
+        verdicts[label] = {k: [{"verdict": v.verdict, "seeds_needed": v.seeds_needed} for v in column]
+                           for k, column in judged.items()}
     n_seeds = max((len(s) for s in per_seed.values()), default=0)
     first = records[0] if records else None
     return {
         "version": METRICS_VERSION,
         "score": first.score_name if first else None,
         "task_names": first.task_names if first else [],
-        "per_seed": per_seed, "summary": summary, "per_task": per_task, "flags": flags,
-        "flag_rule": flag_rule(n_seeds, tolerance),
+        "per_seed": per_seed, "summary": summary, "coverage": coverage, "per_task": per_task,
+        "flags": flags, "verdicts": verdicts, "flag_rule": flag_rule(n_seeds, tolerance),
     }
+
+
+def _total_coverage(per_seed: list[dict]) -> dict:
+    """Terms used and defined, summed over seeds; a reason only when the metric is NaN in every seed
+    (then its mean over seeds is NaN too)."""
+    reasons = [c["reason"] for c in per_seed]
+    return {"used": sum(c["used"] for c in per_seed), "of": sum(c["of"] for c in per_seed),
+            "reason": reasons[0] if reasons and all(reasons) else None}
 
 
 def _union(keys) -> list[str]:
@@ -115,8 +110,10 @@ def flag_rule(n_seeds: int, tolerance: float) -> dict:
     """Which test `gap_beyond_noise` applies with this many seeds, in words for the report."""
     if n_seeds >= 2:
         return {"rule": "ci95", "seeds": n_seeds, "tolerance": tolerance,
-                "text": f"flagged when the lower end of the 95% Student-t confidence interval of the per-seed "
-                        f"gaps (paired by seed, {n_seeds} seeds) is above 0"}
+                "text": f"flagged (negative transfer) when the lower end of the 95% Student-t confidence "
+                        f"interval of the per-seed gaps (paired by seed, {n_seeds} seeds) is above 0; "
+                        f"inconclusive when the mean gap exceeds the tolerance {tolerance:g} "
+                        f"(analysis.tolerance) but the interval includes 0"}
     return {"rule": "tolerance", "seeds": n_seeds, "tolerance": tolerance,
-            "text": f"one seed, so no seed noise can be estimated: flagged when the gap exceeds the stated "
-                    f"tolerance {tolerance:g} (analysis.tolerance)"}
+            "text": f"one seed, so no seed noise can be estimated and nothing is flagged: a gap above the "
+                    f"stated tolerance {tolerance:g} (analysis.tolerance) is inconclusive; more seeds decide"}

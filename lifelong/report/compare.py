@@ -12,12 +12,17 @@ from pathlib import Path
 import pandas as pd
 
 from lifelong.report.document import best_rows, fmt
-from lifelong.report.glossary import GLOSSARY, GROUPS
-from lifelong.report.render import Best, Block, Heading, Table, Text, to_html, to_markdown
+from lifelong.evaluation.registry import METRICS, groups
+from lifelong.report.render import Best, Block, Heading, Table, Text, to_html, to_markdown, user
 from lifelong.report.rundata import RunData, load_run
 from lifelong.run_folder import atomic_write
 
-COLUMNS = GROUPS["Core metrics"] + GROUPS["Against the references"]
+COMPARED_GROUPS = ("Core metrics", "Against the references")
+
+
+def columns() -> list[str]:
+    """The metrics a comparison shows: every registered metric of the compared groups."""
+    return [key for group in COMPARED_GROUPS for key in groups().get(group, ())]
 
 
 @dataclass
@@ -69,7 +74,7 @@ def _long_form(runs: list[RunData]) -> pd.DataFrame:
 def _blocks(frame: pd.DataFrame, groups: list[str], runs: list[RunData]) -> list[Block]:
     blocks: list[Block] = [
         Heading("Comparison", 1),
-        Text(f"{len(runs)} run(s): " + ", ".join(f"`{run.path}`" for run in runs) + ". Mean over seeds ± "
+        Text(f"{len(runs)} run(s): " + ", ".join(user(run.path) for run in runs) + ". Mean over seeds ± "
              "half-width of the 95% confidence interval; bold = best mean within its stream (higher is better "
              "for every metric except forgetting, intransigence and negative transfer, where lower is); "
              "where the intervals overlap, the difference may be seed noise.")]
@@ -78,7 +83,7 @@ def _blocks(frame: pd.DataFrame, groups: list[str], runs: list[RunData]) -> list
                            "numbers are never ranked across streams."))
     for stream in groups:
         part = frame[frame["stream"] == stream]
-        shown = [m for m in COLUMNS if m in set(part["metric"])]
+        shown = [m for m in columns() if m in set(part["metric"])]
         rows = []
         for (_, strategy), group in part.groupby(["run_dir", "strategy"], sort=False):
             cells = {r.metric: (Best(fmt(r._asdict())) if r.best else fmt(r._asdict()))
@@ -86,5 +91,5 @@ def _blocks(frame: pd.DataFrame, groups: list[str], runs: list[RunData]) -> list
             rows.append([group["run"].iloc[0], strategy, *(cells.get(m, "n/a") for m in shown)])
         blocks += [Heading(f"Stream {stream}"), Table(["run", "strategy", *shown], rows)]
     blocks += [Heading("Metrics"), Table(["metric", "formula", "better"],
-                                         [[m, GLOSSARY[m].formula, GLOSSARY[m].better] for m in COLUMNS])]
+                                         [[m, METRICS[m].formula, METRICS[m].better] for m in columns()])]
     return blocks

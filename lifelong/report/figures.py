@@ -9,6 +9,8 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
+from lifelong.report.coarsen import TaskBlocks, curve_tasks
+
 ANNOTATE_UP_TO = 12  # write the values into heatmap cells only while they stay legible
 FLAG_COLOR = "#c0392b"
 
@@ -40,26 +42,38 @@ def _grid(n: int, width: float, height: float, max_cols: int = 4) -> tuple[Figur
     return fig, list(axes[:n])
 
 
-def _task_ticks(n: int) -> list[int]:
-    return list(range(0, n, max(1, math.ceil(n / 10))))
+def _task_ticks(n: int, count: int = 10) -> list[int]:
+    return list(range(0, n, max(1, math.ceil(n / count))))
 
 
-def heatmaps(matrices: dict[str, np.ndarray], score_name: str) -> Figure:
-    """One heatmap per strategy: rows = after training task i (row 0 = before training), columns = task."""
-    fig, axes = _grid(len(matrices), 4.2, 3.8)
-    values = np.concatenate([m.ravel() for m in matrices.values()])
-    bounded = score_name == "accuracy"
-    low, high = (0.0, 1.0) if bounded else (np.nanmin(values), np.nanmax(values))
-    for ax, (label, matrix) in zip(axes, matrices.items()):
-        T = matrix.shape[1]
-        image = ax.imshow(matrix, vmin=low, vmax=high, cmap="viridis", aspect="auto")
+def _color_range(values: np.ndarray, bounded: bool) -> tuple[float, float]:
+    if bounded:
+        return 0.0, 1.0
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+
+
+def heatmaps(matrices: dict[str, np.ndarray], score_name: str, blocks: TaskBlocks | None = None) -> Figure:
+    """One heatmap per strategy: rows = after training task i (row 0 = before training), columns = task;
+    with coarse `blocks`, rows and columns are blocks of tasks. Unevaluated (NaN) cells stay blank."""
+    T = next(iter(matrices.values())).shape[1]
+    blocks = blocks or TaskBlocks(T, 1)
+    shown = {label: blocks.matrix(matrix) for label, matrix in matrices.items()}
+    names = [str(start + 1) for start in blocks.starts]  # a block is named by its first task
+    unit = f" (blocks of {blocks.size}, first task shown)" if blocks.coarse else ""
+    fig, axes = _grid(len(shown), 4.2, 3.8)
+    low, high = _color_range(np.concatenate([m.ravel() for m in shown.values()]), score_name == "accuracy")
+    for ax, (label, matrix) in zip(axes, shown.items()):
+        n = matrix.shape[1]
+        image = ax.imshow(matrix, vmin=low, vmax=high, cmap="viridis", aspect="auto", interpolation="nearest")
         ax.set_title(label)
-        ax.set_xlabel("evaluated task")
-        ax.set_ylabel("after training task")
-        ax.set_xticks(_task_ticks(T), [str(j + 1) for j in _task_ticks(T)])
-        rows = [0, *[i + 1 for i in _task_ticks(T)]]
-        ax.set_yticks(rows, ["before" if i == 0 else str(i) for i in rows])
-        if T <= ANNOTATE_UP_TO:
+        ax.set_xlabel("evaluated task" + unit, fontsize=8 if blocks.coarse else None)
+        ax.set_ylabel("after training task" + unit, fontsize=8 if blocks.coarse else None)
+        columns = _task_ticks(n, 5 if blocks.coarse else 10)  # wide labels: fewer of them
+        ax.set_xticks(columns, [names[j] for j in columns])
+        rows = [0, *[i + 1 for i in _task_ticks(n) if i or not blocks.coarse]]  # thin rows: "1" would hit "before"
+        ax.set_yticks(rows, ["before" if i == 0 else names[i - 1] for i in rows])
+        if n <= ANNOTATE_UP_TO:
             for (i, j), v in np.ndenumerate(matrix):
                 if not np.isnan(v):
                     ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
@@ -70,55 +84,71 @@ def heatmaps(matrices: dict[str, np.ndarray], score_name: str) -> Figure:
 
 def lifetime(matrices: dict[str, np.ndarray], score_name: str) -> Figure:
     """Score of every task over the lifetime (the classic forgetting plot): dotted before the task is
-    trained, solid from its own training on."""
+    trained, solid from its own training on; above FULL_UP_TO tasks, CURVES evenly spaced tasks."""
     fig, axes = _grid(len(matrices), 4.6, 3.4)
     for ax, (label, matrix) in zip(axes, matrices.items()):
         T = matrix.shape[1]
-        colors = [f"C{j % 10}" for j in range(T)]
+        drawn = curve_tasks(T)
         steps = np.arange(T + 1)
-        for j in range(T):
-            ax.plot(steps[:j + 2], matrix[:j + 2, j], ":", color=colors[j], linewidth=0.8)
-            ax.plot(steps[j + 1:], matrix[j + 1:, j], "-", color=colors[j], linewidth=1.4,
-                    label=f"task {j + 1}" if T <= 10 else None)
+        for n, j in enumerate(drawn):
+            color = f"C{n % 10}"
+            evaluated = ~np.isnan(matrix[:, j])  # join the evaluated points over rows left NaN by a schedule
+            before, after = evaluated & (steps <= j + 1), evaluated & (steps >= j + 1)
+            ax.plot(steps[before], matrix[before, j], ":", color=color, linewidth=0.8)
+            ax.plot(steps[after], matrix[after, j], "-", color=color, linewidth=1.4,
+                    label=f"task {j + 1}" if len(drawn) <= 10 else None)
         ax.set_title(label)
         ax.set_xlabel("after training task (0 = before)")
         ax.set_ylabel(score_name)
-        if T <= 10:
+        if len(drawn) <= 10:
             ax.legend(fontsize=6, ncol=2)
     return fig
 
 
-def per_task_bars(panels: list[tuple[str, dict[str, list[dict]], dict[str, list[bool]]]]) -> Figure:
+def per_task_bars(panels: list[tuple[str, dict[str, list[dict]], dict[str, list[bool]]]],
+                  blocks: TaskBlocks | None = None) -> Figure:
     """One panel per (title, values, flags): grouped bars per task, one colour per strategy, 95% CI
-    whiskers (with >= 2 seeds), and a red triangle over every flagged task."""
+    whiskers (with >= 2 seeds), and a red triangle over every flagged task. With coarse `blocks`, one
+    bar per block: the mean of its tasks' means, whiskers from their lowest to their highest mean,
+    and a triangle over a block holding a flagged task."""
     labels = list(panels[0][1])
     T = len(panels[0][1][labels[0]])
-    fig, axes = _figure(min(16.0, 3 + 0.35 * T * max(1.0, len(labels) / 2)), 2.6 * len(panels), len(panels))
+    blocks = blocks or TaskBlocks(T, 1)
+    n = len(blocks.starts)
+    fig, axes = _figure(min(16.0, 3 + 0.35 * n * max(1.0, len(labels) / 2)), 2.6 * len(panels), len(panels))
     for ax, (title, values, flags) in zip(axes[:, 0], panels):
-        _bars(ax, values, flags, T)
+        _bars(ax, values, flags, blocks)
         ax.set_title(title, fontsize=10)
     axes[0, 0].legend(fontsize=7, ncol=min(len(labels) + 1, 5))
-    axes[-1, 0].set_xlabel("task")
+    axes[-1, 0].set_xlabel("task" + (f" (blocks of {blocks.size}, first task shown)" if blocks.coarse else ""))
     return fig
 
 
-def _bars(ax, values: dict[str, list[dict]], flags: dict[str, list[bool]], T: int) -> None:
+def _bars(ax, values: dict[str, list[dict]], flags: dict[str, list[bool]], blocks: TaskBlocks) -> None:
+    n_bars = len(blocks.starts)
     width = 0.8 / len(values)
-    x = np.arange(T)
+    x = np.arange(n_bars)
     flag_label = "flagged (see the rule above)"
     for n, (label, aggs) in enumerate(values.items()):
-        mean = np.array([a["mean"] for a in aggs])
-        half = np.array([a["ci95_high"] - a["mean"] for a in aggs])
+        mean = np.array([a["mean"] for a in aggs], dtype=float)
+        if blocks.coarse:
+            shown = blocks.reduce(mean)
+            errors = np.nan_to_num([shown - blocks.reduce(mean, how=np.nanmin),
+                                    blocks.reduce(mean, how=np.nanmax) - shown])
+        else:
+            shown = mean
+            errors = np.nan_to_num(np.array([a["ci95_high"] - a["mean"] for a in aggs], dtype=float))
         pos = x - 0.4 + width * (n + 0.5)
-        ax.bar(pos, np.nan_to_num(mean), width, yerr=np.where(np.isnan(half), 0, half), capsize=2,
+        ax.bar(pos, shown, width, yerr=errors, capsize=2 if n_bars <= 60 else 0,  # NaN: no bar, never 0
                color=f"C{n}", label=label, error_kw={"linewidth": 0.8})
-        marked = np.array(flags.get(label) or [False] * T, dtype=bool)
+        marked = np.array(flags.get(label) or [False] * blocks.n_tasks, dtype=float)
+        marked = blocks.reduce(marked, how=np.nanmax) > 0
         if marked.any():
-            tops = np.nan_to_num(mean) + np.nan_to_num(half)
+            tops = np.nan_to_num(shown) + (errors[1] if blocks.coarse else errors)
             ax.plot(pos[marked], tops[marked], "v", color=FLAG_COLOR, markersize=7, label=flag_label)
             flag_label = None  # one legend entry for all flags
     ax.axhline(0, color="black", linewidth=0.6)
-    ax.set_xticks(_task_ticks(T), [str(j + 1) for j in _task_ticks(T)])
+    ax.set_xticks(_task_ticks(n_bars), [str(blocks.starts[j] + 1) for j in _task_ticks(n_bars)])
 
 
 def adaptation_curves(curves: dict[str, list[np.ndarray]], score_name: str) -> Figure:

@@ -15,6 +15,28 @@ import yaml
 from lifelong.evaluation.analysis import analyse, reference_scores
 from lifelong.evaluation.record import LifetimeRecord
 
+
+@dataclass
+class Lifetime:
+    """How far one (strategy, seed) got: tasks trained and evaluated, of how many, and its last error."""
+
+    strategy: str
+    seed: int
+    completed: int
+    n_tasks: int
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.completed >= self.n_tasks
+
+    def state(self) -> str:
+        if self.finished:
+            return "finished"
+        where = "not started" if self.completed == 0 else f"stopped after task {self.completed} of {self.n_tasks}"
+        return where + (f" (error: {self.error})" if self.error else "")
+
+
 RECORD_COLUMNS = {"strategy", "seed", "after_task", "eval_task", "eval_task_name", "score", "loss", "score_name"}
 
 
@@ -28,6 +50,11 @@ class RunData:
     references: dict | None = None
     metrics: dict | None = None
     notes: list[str] = field(default_factory=list)  # one sentence per missing, unreadable or unfinished part
+    lifetimes: list[Lifetime] = field(default_factory=list)  # every (strategy, seed) the config asks for
+
+    @property
+    def unfinished(self) -> list[Lifetime]:
+        return [life for life in self.lifetimes if not life.finished]
 
     @property
     def name(self) -> str:
@@ -59,6 +86,10 @@ def load_run(path: str | Path) -> RunData:
         run.notes.append(f"the run stopped on an error ({last[0]}); rows after it are empty and "
                            "`lifelong resume` can finish it")
     run.records = _records(run)
+    run.lifetimes = _lifetimes(run)
+    if run.unfinished:
+        run.notes.append("the run is unfinished: " + "; ".join(
+            f"{life.strategy} seed {life.seed} {life.state()}" for life in run.unfinished))
     if run.records:
         run.timings = _read(run, "timings.csv", _csv,
                             "training times are not shown")
@@ -103,6 +134,58 @@ def _records(run: RunData) -> list[LifetimeRecord]:
     groups = frame.groupby(["strategy", "seed"], sort=False)
     return [LifetimeRecord.from_frame(rows, "regression" if rows["score_name"].iloc[0] == "neg_mse"
                                       else "classification") for _, rows in groups]
+
+
+def _lifetimes(run: RunData) -> list[Lifetime]:
+    """Progress of every (strategy, seed) of the config (and any other the record holds), from the
+    events the run appended (run_start, task_end, error); from the record's filled rows without them."""
+    n_tasks = run.records[0].n_tasks if run.records else (run.stream.get("n_tasks") or 0)
+    lives: dict[tuple[str, int], Lifetime] = {}
+    for label, seed in _planned(run.config):
+        lives[(label, seed)] = Lifetime(label, seed, 0, n_tasks)
+    events = _read_events(run)
+    if events is None:
+        for record in run.records:
+            filled = np.flatnonzero(~np.all(np.isnan(record.scores[1:]), axis=1))
+            completed = int(filled[-1]) + 1 if filled.size else 0
+            lives[(record.strategy, record.seed)] = Lifetime(record.strategy, record.seed, completed, n_tasks)
+        return list(lives.values())
+    for event in events:
+        key = (str(event.get("strategy")), int(event.get("seed", -1)))
+        life = lives.setdefault(key, Lifetime(*key, 0, n_tasks))
+        if event.get("event") == "run_start":
+            life.error = None
+        elif event.get("event") == "task_end":
+            life.completed = max(life.completed, int(event["task"]) + 1)
+        elif event.get("event") == "error":
+            life.error = str(event.get("error"))
+    for record in run.records:  # a lifetime in the record but absent from the events
+        lives.setdefault((record.strategy, record.seed), Lifetime(record.strategy, record.seed, 0, n_tasks))
+    return list(lives.values())
+
+
+def _planned(config: dict) -> list[tuple[str, int]]:
+    """(label, seed) of every lifetime config.yaml asks for, in the order a run plays them."""
+    strategies = config.get("strategies") if isinstance(config.get("strategies"), list) else []
+    labels = [str(s.get("label") or s.get("name")) for s in strategies if isinstance(s, dict)]
+    seeds = config.get("seeds") if isinstance(config.get("seeds"), list) else []
+    return [(label, int(seed)) for seed in seeds for label in labels]
+
+
+def _read_events(run: RunData) -> list[dict] | None:
+    """events.jsonl, skipping a torn last line (a run killed mid-append); None when absent."""
+    file = run.path / "events.jsonl"
+    if not file.is_file():
+        if run.records:
+            run.notes.append("events.jsonl is missing: how far each lifetime got is read off the record's rows")
+        return None
+    events = []
+    for line in file.read_text().splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return [e for e in events if isinstance(e, dict)]
 
 
 def _attach_timings(records: list[LifetimeRecord], timings: pd.DataFrame | None) -> None:

@@ -28,8 +28,9 @@ def forgets(T: int, level: float = 0.9) -> np.ndarray:
 
 
 def write_run(path: Path, matrices: dict[str, list[np.ndarray]], stream: str = "s1", few_shot: bool = False,
-              independent: float | None = 0.95) -> Path:
-    """One record per (strategy, seed) from `matrices[strategy][seed]`, plus the files a run writes."""
+              independent: float | None = 0.95, joint: float | None = None, stopped: dict | None = None) -> Path:
+    """One record per (strategy, seed) from `matrices[strategy][seed]`, plus the files a run writes.
+    `stopped[(strategy, seed)] = k`: that lifetime's events end after task k (a killed run)."""
     records = []
     for label, per_seed in matrices.items():
         for seed, R in enumerate(per_seed):
@@ -40,8 +41,11 @@ def write_run(path: Path, matrices: dict[str, list[np.ndarray]], stream: str = "
     T = records[0].n_tasks
     folder = RunFolder(path)
     folder.write_records(records)
+    for record in records:
+        for task in range((stopped or {}).get((record.strategy, record.seed), record.n_tasks)):
+            folder.append_event({"event": "task_end", "strategy": record.strategy, "seed": record.seed, "task": task})
     folder.write_yaml("config.yaml", {
-        "name": path.name, "stream": {"name": stream, "builder": "split", "scenario": "class-il", "n_tasks": T},
+        "name": path.name, "strategies": [{"name": label} for label in matrices], "stream": {"name": stream, "builder": "split", "scenario": "class-il", "n_tasks": T},
         "evaluation": {"mode": "few-shot" if few_shot else "standard", "shots": 2, "steps": 2},
         "seeds": sorted({r.seed for r in records}), "analysis": {"tolerance": 0.02}})
     folder.write_json("environment.json", {"python": "3.11", "device": "cpu"})
@@ -49,7 +53,8 @@ def write_run(path: Path, matrices: dict[str, list[np.ndarray]], stream: str = "
     if independent is not None:
         references = {"joint_at": list(range(1, T + 1)), "cache_dir": "cache", "cache_hits": 0, "cache_misses": 0,
                       "entries": [{"strategies": list(matrices), "seed": seed, "key": "k",
-                                   "independent": [independent] * T, "joint": [independent] * T,
+                                   "independent": [independent] * T,
+                                   "joint": [independent if joint is None else joint] * T,
                                    "independent_source": "trained", "joint_source": "trained"}
                                   for seed in sorted({r.seed for r in records})]}
         folder.write_json("references.json", references)

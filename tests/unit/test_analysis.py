@@ -76,12 +76,22 @@ def test_across_seeds_mean_ci_and_flags_beyond_noise():
     assert results["flag_rule"]["rule"] == "ci95"  # the tolerance 0.5 plays no part with 2 seeds
 
 
-def test_one_seed_flags_with_the_stated_tolerance():
+def test_one_seed_is_at_most_inconclusive_with_the_stated_tolerance():
     refs = {("naive", 0): ReferenceScores(np.array([0.63, 0.55]), None)}  # gaps 0.03, 0.05
-    for tolerance, expected in ((0.02, [True, True]), (0.04, [False, True])):
+    for tolerance, expected in ((0.02, ["inconclusive", "inconclusive"]), (0.04, ["none", "inconclusive"])):
         results = analyse([record([[0.1, 0.1], [0.6, 0.1], [0.5, 0.5]])], refs, tolerance)
-        assert results["flags"]["naive"]["ntg_learn"] == expected
+        assert [v["verdict"] for v in results["verdicts"]["naive"]["ntg_learn"]] == expected
+        assert results["flags"]["naive"]["ntg_learn"] == [False, False]  # no seed noise known: never flagged
         assert results["flag_rule"]["rule"] == "tolerance" and str(tolerance) in results["flag_rule"]["text"]
+
+
+def test_inconclusive_gaps_say_how_many_seeds_would_decide():
+    R = [[0.1, 0.1], [0.6, 0.1], [0.5, 0.5]]
+    # task 1 gaps 0.1, 0.2, 0.3: mean 0.2 > tolerance 0.05, CI low -0.048 -> inconclusive, 4 seeds decide
+    refs = {("naive", s): ReferenceScores(np.array([0.6 + g, 0.1]), None) for s, g in enumerate((0.1, 0.2, 0.3))}
+    results = analyse([record(R, seed=s) for s in range(3)], refs, tolerance=0.05)
+    assert results["verdicts"]["naive"]["ntg_learn"] == [{"verdict": "inconclusive", "seeds_needed": 4},
+                                                         {"verdict": "none", "seeds_needed": None}]
 
 
 def test_a_seed_without_references_is_left_out_of_the_reference_metrics():
@@ -97,3 +107,55 @@ def test_reference_scores_reads_references_json():
     assert set(scores) == {("naive", 3), ("ewc", 3)}
     np.testing.assert_allclose(scores[("ewc", 3)].joint, [nan, 0.7])
     assert reference_scores(None) == {}
+
+
+def test_unevaluated_cells_are_skipped_and_counted_by_hand():
+    # evaluation.tasks: seen -> nothing before training, no zero-shot cells (upper triangle NaN)
+    seen = np.array([[nan, nan, nan],
+                     [0.9, nan, nan],
+                     [0.8, 0.8, nan],
+                     [0.6, 0.7, 0.9]])
+    out = record_metrics(record(seen))
+    cover = out["coverage"]
+    assert out["acc"] == approx(2.2 / 3) and cover["acc"] == {"used": 3, "of": 3, "reason": None}
+    assert out["bwt"] == approx(-0.2) and cover["bwt"] == {"used": 2, "of": 2, "reason": None}
+    assert out["forgetting"] == approx(0.2)  # (0.3 + 0.1) / 2: only rows after training are maxed
+    assert math.isnan(out["fwt"]) and cover["fwt"]["used"] == 0 and cover["fwt"]["of"] == 2
+    assert "R[j−1][j] with b_j" in cover["fwt"]["reason"]
+    assert math.isnan(out["dr_FWT"]) and cover["dr_FWT"]["of"] == 3  # pairs (1,2), (1,3), (2,3)
+    assert out["dr_A"] == approx(4.7 / 6) and cover["dr_A"]["used"] == 6
+    np.testing.assert_allclose(out["per_task"]["fwt"], [nan, nan, nan])
+
+    # evaluation.every: 2 -> row 1 (after task 1) not evaluated
+    every = np.array(R3, dtype=float)
+    every[1] = nan
+    out = record_metrics(record(every))
+    assert out["learning_acc"] == approx(0.85) and out["coverage"]["learning_acc"]["used"] == 2  # (0.8 + 0.9) / 2
+    assert out["bwt"] == approx(-0.1) and out["coverage"]["bwt"] == {"used": 1, "of": 2, "reason": None}
+    # task 1: max over rows 1..2 = 0.8 (row 1 missing) - 0.6 = 0.2; task 2: 0.8 - 0.7 = 0.1
+    assert out["forgetting"] == approx(0.15)
+    assert out["fwt"] == approx(0.2) and out["coverage"]["fwt"]["used"] == 1  # R[2][3] - b_3 = 0.5 - 0.3
+
+
+def test_undefined_metrics_are_nan_with_the_reason_never_a_crash():
+    one_task = record_metrics(record([[0.2], [0.8]]))
+    assert one_task["acc"] == 0.8 and math.isnan(one_task["bwt"])
+    assert one_task["coverage"]["bwt"] == {"used": 0, "of": 0,
+                                           "reason": "undefined with 1 task(s): no term R[T][j] with R[j][j], "
+                                                     "j < T exists"}
+    regression = record_metrics(record(-R3, kind="regression"))
+    assert "score in [0, 1]" in regression["coverage"]["dr_REM"]["reason"]
+    nothing = record_metrics(record(np.full((4, 3), nan)), ReferenceScores(np.full(3, 0.5), np.full(3, 0.5)))
+    assert all(math.isnan(nothing[k]) and nothing["coverage"][k]["reason"] for k in nothing["coverage"])
+
+
+def test_coverage_is_summed_over_seeds():
+    full, holed = np.array(R3), np.array(R3)
+    holed[3, 0] = nan
+    results = analyse([record(full, seed=0), record(holed, seed=1)])
+    assert results["coverage"]["naive"]["acc"] == {"used": 5, "of": 6, "reason": None}
+    assert results["summary"]["naive"]["acc"]["mean"] == approx((2.2 / 3 + 0.8) / 2)  # seed 1: (0.7 + 0.9) / 2
+    holed[3] = nan  # seed 1 never reached the final row: ACC still defined by seed 0, so no reason
+    results = analyse([record(full, seed=0), record(holed, seed=1)])
+    assert results["coverage"]["naive"]["acc"] == {"used": 3, "of": 6, "reason": None}
+    assert results["summary"]["naive"]["acc"]["n"] == 1

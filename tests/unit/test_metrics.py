@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from lifelong.evaluation import metrics as m
-from lifelong.evaluation.aggregate import gap_beyond_noise, summarize
+from lifelong.evaluation.aggregate import (INCONCLUSIVE, NEGATIVE, NONE, gap_beyond_noise, seeds_needed, summarize,
+                                          t975)
 
 nan = math.nan
 approx = pytest.approx
@@ -173,30 +174,34 @@ def test_to_higher_is_better():
 
 def test_summarize_by_hand():
     s = summarize([1.0, 2.0, 3.0])
-    half = 4.3027 / math.sqrt(3)  # t_{0.975, 2} * std 1 / sqrt(3) = 2.4841
+    half = 4.30265273 / math.sqrt(3)  # t_{0.975, 2} * std 1 / sqrt(3) = 2.4841
     assert s == {"mean": 2.0, "std": 1.0, "ci95_low": approx(2 - half), "ci95_high": approx(2 + half), "n": 3}
     s = summarize([1.0, nan, 3.0])  # NaN seed ignored: mean 2, std sqrt(2), half = 12.7062 * sqrt(2)/sqrt(2)
-    assert (s["n"], s["std"], s["ci95_low"]) == (2, approx(math.sqrt(2)), approx(2 - 12.7062))
+    assert (s["n"], s["std"], s["ci95_low"]) == (2, approx(math.sqrt(2)), approx(2 - 12.70620474))
     one = summarize([5.0])
     assert (one["mean"], one["n"]) == (5.0, 1)
     assert all(math.isnan(one[k]) for k in ("std", "ci95_low", "ci95_high"))
-    # 40 seeds (beyond the t table -> 1.96): 20 zeros, 20 twos: mean 1, var = 40 * 1^2 / 39
-    s = summarize([0.0] * 20 + [2.0] * 20)
-    assert s["ci95_high"] == approx(1 + 1.96 * math.sqrt(40 / 39) / math.sqrt(40))
 
 
-def test_t_table_matches_scipy():
-    stats = pytest.importorskip("scipy.stats")
-    from lifelong.evaluation.aggregate import _T975
+def test_student_t_quantiles_come_from_scipy_at_every_df():
+    # 40 seeds: t_{0.975, 39} = 2.0227 (the old table stopped at 30 df and fell back to 1.96)
+    s = summarize([0.0] * 20 + [2.0] * 20)  # mean 1, var = 40 * 1^2 / 39
+    assert s["ci95_high"] == approx(1 + 2.02269092 * math.sqrt(40 / 39) / math.sqrt(40))
+    assert t975(1) == approx(12.70620474) and t975(1000) == approx(1.96233908)
 
-    np.testing.assert_allclose(_T975, stats.t.ppf(0.975, np.arange(1, 31)), atol=5e-5)
 
-
-def test_gap_beyond_noise():
-    # mean 0.2, std 0.1, lower = 0.2 - 4.3027 * 0.1 / sqrt(3) = -0.048 -> inside noise
-    assert gap_beyond_noise([0.1, 0.2, 0.3], tolerance=0.0) == (False, "ci95")
-    # mean 0.6, lower = 0.6 - 0.248 = 0.352 > 0
-    assert gap_beyond_noise([0.5, 0.6, 0.7], tolerance=1.0) == (True, "ci95")
-    assert gap_beyond_noise([0.05], tolerance=0.02) == (True, "tolerance")
-    assert gap_beyond_noise([0.01, nan], tolerance=0.02) == (False, "tolerance")
-    assert gap_beyond_noise([], tolerance=0.02) == (False, "no data")
+def test_negative_transfer_has_three_verdicts():
+    # mean 0.6, std 0.1, lower = 0.6 - 4.3027 * 0.1 / sqrt(3) = 0.352 > 0: decisive
+    assert gap_beyond_noise([0.5, 0.6, 0.7], tolerance=1.0) == (NEGATIVE, "ci95", None)
+    # mean 0.2 > tolerance 0.1, lower = 0.2 - 0.248 = -0.048: the CI includes 0 -> inconclusive.
+    # At std 0.1 a decisive answer needs t_{0.975, n-1} * 0.1 / sqrt(n) < 0.2: n = 4 gives
+    # 3.1824 * 0.05 = 0.159 < 0.2, n = 3 gives 0.248 -> 4 seeds
+    verdict = gap_beyond_noise([0.1, 0.2, 0.3], tolerance=0.1)
+    assert verdict == (INCONCLUSIVE, "ci95", 4) and not verdict.flagged
+    assert gap_beyond_noise([0.1, 0.2, 0.3], tolerance=0.25).verdict == NONE  # mean within the tolerance
+    # mean 0.01, std 1: t * 1 / sqrt(n) < 0.01 needs ~38,400 seeds: beyond what is advised
+    assert seeds_needed(0.01, 1.0) is None and seeds_needed(0.2, 0.0) is None
+    # one seed: at most inconclusive, whatever the gap
+    assert gap_beyond_noise([0.05], tolerance=0.02) == (INCONCLUSIVE, "tolerance", None)
+    assert gap_beyond_noise([0.01, nan], tolerance=0.02) == (NONE, "tolerance", None)
+    assert gap_beyond_noise([], tolerance=0.02) == (NONE, "no data", None)

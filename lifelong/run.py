@@ -18,6 +18,7 @@ import yaml
 
 from lifelong.callbacks import Callback
 from lifelong.config import REPO_ROOT, ExperimentConfig
+from lifelong.errors import ConfigError, FolderError
 from lifelong.evaluation.analysis import analyse, reference_scores
 from lifelong.evaluation.record import LifetimeRecord
 from lifelong.orchestrator import play
@@ -77,7 +78,7 @@ def prepare_runtime(config: ExperimentConfig) -> torch.device:
 
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device: cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
+        raise ConfigError("device: cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else name if name != "auto" else "cpu")
 
 
@@ -105,7 +106,7 @@ def resume_experiment(path: str | Path, *, callbacks: list[Callback] = (), progr
     """Go on with an interrupted run from its last completed task; ends with the same record."""
     folder = RunFolder(path)
     if not folder.file("config.yaml").is_file():
-        raise FileNotFoundError(f"{path}: no config.yaml here; is this a run folder written by `lifelong run`?")
+        raise FolderError(f"{path}: no config.yaml here; is this a run folder written by `lifelong run`?")
     config = ExperimentConfig.model_validate(yaml.safe_load(folder.file("config.yaml").read_text()))
     device = prepare_runtime(config)
     stream = build_stream(config.stream)

@@ -101,9 +101,11 @@ def run(config: Path = typer.Argument(..., help="experiment config (YAML), or a 
 @app.command()
 def resume(run_dir: Path = typer.Argument(..., help="folder of an interrupted run")):
     """Go on with an interrupted run from its last completed task."""
+    from lifelong.preflight import check_run_folder
     from lifelong.run import resume_experiment
 
     with handled():
+        check_run_folder(run_dir)
         result = resume_experiment(run_dir)
     _print_result(result)
 
@@ -158,7 +160,7 @@ def validate(config: Path = typer.Argument(..., help="experiment config (YAML), 
     with handled():
         parsed = load_config(config, list(overrides or []))
         checked = check_experiment(parsed)
-    console.print(f"{config}: ok — {len(parsed.strategies)} strategies x {len(parsed.seeds)} seeds "
+    console.print(f"{config}: ok — strategies {', '.join(s.display_name for s in parsed.strategies)}, seeds "
                   f"{parsed.seeds}; checked:", highlight=False, soft_wrap=True)
     for line in checked:
         console.print(f"  {line}", highlight=False, soft_wrap=True)

@@ -17,6 +17,23 @@ from lifelong.specfiles import read_yaml
 def check_experiment(config: ExperimentConfig) -> list[str]:
     """Every check that needs no training, in the order a run meets them; one line per check passed.
     Raises the user error of the first that fails."""
+    from lifelong.streams.builders import build_stream
+
+    stream = build_stream(config.stream)
+    done = [f"stream {stream.name!r} builds: {len(stream)} tasks, inputs {tuple(stream.input_shape)}, "
+            f"{stream.n_outputs} outputs", *check_stream_fits(config, stream)]
+    if config.references.enabled:
+        done.append(f"references: joint learner at tasks {config.references.joint_tasks(len(stream))}")
+        check_writable(Path(config.references.cache_dir), "references.cache_dir")
+    check_writable(Path(config.out), "out")
+    done.append(f"run folders can be written under {config.out}"
+                + (f", the reference cache under {config.references.cache_dir}" if config.references.enabled else ""))
+    return done
+
+
+def check_stream_fits(config: ExperimentConfig, stream) -> list[str]:
+    """The model builds for the stream's inputs, every strategy sets up on it, and the few-shot support
+    sets can be drawn; `lifelong run` calls this before it creates the run folder."""
     import torch
 
     from lifelong.evaluation.fewshot import support_set
@@ -24,14 +41,10 @@ def check_experiment(config: ExperimentConfig) -> list[str]:
     from lifelong.orchestrator import StrategyError
     from lifelong.strategies.base import StrategyContext
     from lifelong.strategies.registry import strategy_class
-    from lifelong.streams.builders import build_stream
 
-    stream = build_stream(config.stream)
-    done = [f"stream {stream.name!r} builds: {len(stream)} tasks, inputs {tuple(stream.input_shape)}, "
-            f"{stream.n_outputs} outputs"]
     model = build_model(config.model, stream.input_shape, stream.n_outputs)
-    done.append(f"model {config.model.type} builds for these inputs: "
-                f"{sum(p.numel() for p in model.parameters()):,} parameters")
+    done = [f"model {config.model.type} builds for these inputs: "
+            f"{sum(p.numel() for p in model.parameters()):,} parameters"]
     for entry in config.strategies:
         ctx = StrategyContext(stream, config.model, config.training_for(entry), torch.device("cpu"),
                               config.seeds[0], config.evaluation)
@@ -45,12 +58,6 @@ def check_experiment(config: ExperimentConfig) -> list[str]:
         for task in stream:
             support_set(task, config.evaluation.shots, config.seeds[0])
         done.append(f"few-shot support sets of {config.evaluation.shots} shots drawn for every task")
-    if config.references.enabled:
-        done.append(f"references: joint learner at tasks {config.references.joint_tasks(len(stream))}")
-        check_writable(Path(config.references.cache_dir), "references.cache_dir")
-    check_writable(Path(config.out), "out")
-    done.append(f"run folders can be written under {config.out}"
-                + (f", the reference cache under {config.references.cache_dir}" if config.references.enabled else ""))
     return done
 
 

@@ -22,6 +22,7 @@ from lifelong.errors import ConfigError, FolderError
 from lifelong.evaluation.analysis import analyse, reference_scores
 from lifelong.evaluation.record import LifetimeRecord
 from lifelong.orchestrator import play
+from lifelong.preflight import check_stream_fits
 from lifelong.progress import ProgressDisplay
 from lifelong.references import ReferenceCache, compute_references
 from lifelong.report import write_report
@@ -95,10 +96,11 @@ def run_experiment(config: ExperimentConfig, *, out: str | Path | None = None, c
                    progress: bool = True) -> RunResult:
     """Run every strategy of the config over every seed on its stream; write and return the results."""
     device = prepare_runtime(config)
+    stream = build_stream(config.stream)
+    check_stream_fits(config, stream)  # a mistake found now leaves no run folder behind
     folder = new_run_folder(config, out)
     folder.write_yaml("config.yaml", config.model_dump(mode="json", by_alias=True))
     folder.write_json("environment.json", environment(device))
-    stream = build_stream(config.stream)
     return _play_all(config, stream, folder, device, {}, callbacks, progress)
 
 

@@ -38,20 +38,21 @@ def read_yaml(path: Path) -> tuple[Any, dict]:
 
 def parse_yaml(text: str, source: str) -> tuple[Any, dict]:
     """Parse `text` (named `source` in errors): its data and its line map, aliases checked, never expanded."""
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        lines: dict[tuple, int] = {}
-        if node is not None:
-            _check_size(node, source)
-            _map_lines(node, (), lines, set())
-        return loader.construct_document(node) if node is not None else None, lines
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            lines: dict[tuple, int] = {}
+            if node is not None:
+                _check_size(node, source)
+                _map_lines(node, (), lines, set())
+            return loader.construct_document(node) if node is not None else None, lines
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
         raise ConfigError(f"{source}: not valid YAML: {error}") from None
     except RecursionError:
-        raise ConfigError(f"{source}: nested too deeply to be a config (or an alias refers to itself)") from None
-    finally:
-        loader.dispose()
+        raise ConfigError(f"{source}: nested too deeply to be a config") from None
 
 
 def _check_size(root: yaml.Node, source: str) -> None:

@@ -3,6 +3,7 @@ inside the package. Imports neither torch nor pandas, so `lifelong list` answers
 
 from __future__ import annotations
 
+import difflib
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, get_args
@@ -114,9 +115,14 @@ def _yaml_files(kind: str) -> dict[str, Path]:
 def find_config(path: Path) -> Path:
     """`path` itself when it exists; else the shipped config it names (`quickstart` or
     `configs/quickstart.yaml`), so the README's commands work from any folder once installed."""
-    if path.exists() or path.parent not in (Path("."), Path("configs")):
+    if path.exists():
         return path
-    return config_files().get(path.stem, path) if path.suffix in ("", ".yaml") else path
+    shipped = config_files()
+    if path.parent in (Path("."), Path("configs")) and path.suffix in ("", ".yaml") and path.stem in shipped:
+        return shipped[path.stem]
+    close = difflib.get_close_matches(path.stem, list(shipped), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ConfigError(f"{path}: no such file.{hint} Shipped configs (run them by name): {', '.join(shipped)}")
 
 
 def load_stream_spec(path: str | Path) -> StreamSpec:

@@ -68,7 +68,8 @@ NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine 
 
 CASES = [
     # --- the config file itself
-    case("missing-file", ["validate", "nope.yaml"], ["nope.yaml: no such file"]),
+    case("missing-file", ["validate", "nope.yaml"], ["nope.yaml: no such file", "Shipped configs", "quickstart"]),
+    case("misspelt-shipped-config", ["validate", "configs/quikstart.yaml"], ["no such file. Did you mean quickstart?"]),
     case("config-is-a-folder", ["validate", "adir"], ["adir: is a folder"], {"adir/x.txt": "x"}),
     case("binary-config", ["validate", "c.yaml"], ["c.yaml: not a text file"], {"c.yaml": b"\x89PNG\r\n\x1a\n\xff\xfe"}),
     case("control-character", ["validate", "c.yaml"], ["c.yaml: not valid YAML", "special characters"],
@@ -344,7 +345,13 @@ def test_every_shipped_config_validates(name, monkeypatch, tmp_path):
     """Every file in configs/ (the long ones too): fields, stream, model and strategy set-up."""
     if "fmnist" in name and not Path("/usr/share/datasets/fashion-mnist").is_dir():
         pytest.skip("Fashion-MNIST is not installed (apt-get install -y dataset-fashion-mnist)")
-    monkeypatch.chdir(tmp_path)  # a folder without configs/: the shipped config is found by name
+    monkeypatch.chdir(tmp_path)  # a folder without configs/: the shipped config is found by its path
     result = CliRunner().invoke(app, ["validate", f"configs/{name}.yaml"])
     assert result.exit_code == 0, result.output
     assert "ok" in result.output and "strategies set up" in result.output and "model" in result.output
+
+
+def test_a_shipped_config_is_found_by_its_name_alone(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["validate", "quickstart"])
+    assert result.exit_code == 0 and "stream 'split_digits' builds: 5 tasks" in result.output, result.output

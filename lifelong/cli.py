@@ -22,14 +22,10 @@ console = Console()
 errors = Console(stderr=True)
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """What a user can fix: one clear message and exit code 2. A new kind of error joins by subclassing
-    `lifelong.errors.UserError`; these older ones are named here (imported only when an error is raised)."""
-    from lifelong.orchestrator import StrategyError
-    from lifelong.streams.sources import DataError
-    from lifelong.training import NonFiniteLossError
-
-    return UserError, DataError, NonFiniteLossError, StrategyError
+# What a user can fix: one clear message and exit code 2. Every such error subclasses
+# lifelong.errors.UserError (ConfigError, StreamError, FolderError, DataError, NonFiniteLossError,
+# StrategyError, ...); a new kind joins by subclassing it. Anything else is a bug: traceback.
+USER_ERRORS = (UserError,)
 
 
 @contextmanager
@@ -40,7 +36,7 @@ def handled():
         yield
     except (typer.Exit, typer.Abort):
         raise
-    except user_errors() as error:  # evaluated only when an exception reaches it
+    except USER_ERRORS as error:
         _fail(error)
     except Exception:
         errors.print("[bold red]internal error:[/] this is a bug in lifelong, not in your input. Please report "

@@ -148,8 +148,10 @@ def _print_written(result, label: str) -> None:
 @app.command()
 def validate(config: Path = typer.Argument(..., help="experiment config (YAML), or a shipped config's name"),
              overrides: Optional[list[str]] = typer.Argument(None, help="key.sub=value, as for `run`")):
-    """Check a config without training: its fields, the stream (data present, classes and shots fit),
-    the model for the stream's inputs, every strategy's setup, and the folders a run writes."""
+    """Check a config without training: fields, stream, model, strategy set-up, folders.
+
+    The stream is built (data present, classes and shots fit), the model is built for the stream's
+    inputs, every strategy is set up, and the folders a run writes are tried."""
     from lifelong.config import load_config
     from lifelong.preflight import check_experiment
 

@@ -218,6 +218,8 @@ CASES = [
          {"c.yaml": GOOD}),
     case("out-no-root", ["run", "c.yaml", "--out", "/proc/nowhere/run"], ["--out /proc/nowhere/run", "cannot write"],
          {"c.yaml": GOOD}),
+    case("out-is-a-file", ["run", "c.yaml", "--out", "afile"], ["--out afile", "is a file, not a folder"],
+         {"c.yaml": GOOD, "afile": "x"}),
     case("out-under-a-file", ["run", "c.yaml", "--out", "afile/run"], ["afile is a file, not a folder"],
          {"c.yaml": GOOD, "afile": "x"}),
     case("config-out-read-only", ["run", "c.yaml"], ["out /sys/reports", "cannot write"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,6 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Labels and config names become file and folder names (checkpoints, run folders), so they may hold
 # no path separator and may not start with a dot: nothing is ever written outside the run folder.
 _NAME_PUNCTUATION = set("._-+=@ ")
+_STRATEGY_NAME = re.compile(r"\w[\w.+-]*(:[A-Za-z_][\w.]*)?")
 
 
 def safe_file_name(value: str) -> str:
@@ -42,11 +44,18 @@ def safe_file_name(value: str) -> str:
 class StrategyEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^\w[\w.+-]*(:[A-Za-z_][\w.]*)?$",
-                      description="registered name (see `lifelong list strategies`) or 'package.module:Class'")
+    name: str = Field(description="registered name (see `lifelong list strategies`) or 'package.module:Class'")
     label: str | None = Field(default=None, description="name in reports and checkpoint files; default: `name`")
     params: dict[str, Any] = Field(default_factory=dict)
     training: TrainingSpec | None = Field(default=None, description="overrides the experiment's training budget")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_reference(cls, value: str) -> str:
+        if not _STRATEGY_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is neither a registered name nor 'package.module:Class'; write e.g. "
+                             "naive, or my_strategies:LwF for a class in my_strategies.py")
+        return value
 
     @field_validator("label")
     @classmethod

@@ -101,7 +101,7 @@ CASES = [
          {"c.yaml": config(("- name: naive", "- name: naive\n    label: a/b"))}),
     case("label-with-backslash", ["validate", "c.yaml"], ["field 'strategies.0.label'", "holds '\\\\'"],
          {"c.yaml": config(("- name: naive", "- name: naive\n    label: a\\b"))}),
-    case("strategy-name-path", ["validate", "c.yaml"], ["field 'strategies.0.name'", "should match pattern"],
+    case("strategy-name-path", ["validate", "c.yaml"], ["field 'strategies.0.name'", "neither a registered name nor 'package.module:Class'"],
          {"c.yaml": config(("- name: naive", "- name: ../../x:Y"))}),
     # --- strategies and plugins
     case("unknown-strategy", ["validate", "c.yaml"], ["c.yaml:5: field 'strategies.0.name'", "Did you mean naive"],

@@ -9,16 +9,23 @@ import os
 import tempfile
 from pathlib import Path
 
+import torch
+
 from lifelong.config import ExperimentConfig
 from lifelong.errors import ConfigError, FolderError
+from lifelong.evaluation.fewshot import support_set
+from lifelong.models import build_model
+from lifelong.orchestrator import StrategyError
 from lifelong.specfiles import read_yaml
+from lifelong.strategies.base import StrategyContext
+from lifelong.strategies.registry import strategy_class
+from lifelong.streams.builders import build_stream
+from lifelong.streams.task import Stream
 
 
 def check_experiment(config: ExperimentConfig) -> list[str]:
     """Every check that needs no training, in the order a run meets them; one line per check passed.
     Raises the user error of the first that fails."""
-    from lifelong.streams.builders import build_stream
-
     stream = build_stream(config.stream)
     done = [f"stream {stream.name!r} builds: {len(stream)} tasks, inputs {tuple(stream.input_shape)}, "
             f"{stream.n_outputs} outputs", *check_stream_fits(config, stream)]
@@ -31,17 +38,9 @@ def check_experiment(config: ExperimentConfig) -> list[str]:
     return done
 
 
-def check_stream_fits(config: ExperimentConfig, stream) -> list[str]:
+def check_stream_fits(config: ExperimentConfig, stream: Stream) -> list[str]:
     """The model builds for the stream's inputs, every strategy sets up on it, and the few-shot support
     sets can be drawn; `lifelong run` calls this before it creates the run folder."""
-    import torch
-
-    from lifelong.evaluation.fewshot import support_set
-    from lifelong.models import build_model
-    from lifelong.orchestrator import StrategyError
-    from lifelong.strategies.base import StrategyContext
-    from lifelong.strategies.registry import strategy_class
-
     model = build_model(config.model, stream.input_shape, stream.n_outputs)
     done = [f"model {config.model.type} builds for these inputs: "
             f"{sum(p.numel() for p in model.parameters()):,} parameters"]
@@ -68,13 +67,13 @@ def check_writable(folder: Path, field: str) -> None:
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise FolderError(f"{field} {folder}: {existing} is a file, not a folder; choose a folder, "
-                          "e.g. --out reports/my-run")
+        raise FolderError(f"{field} {folder}: {existing} is a file, not a folder; give {field} a folder "
+                          "path (e.g. reports/my-run)")
     try:
         os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".lifelong-check-"))
     except OSError as error:
-        raise FolderError(f"{field} {folder}: cannot write in {existing} ({error.strerror}); choose a folder "
-                          "you can write, e.g. --out reports/my-run") from None
+        raise FolderError(f"{field} {folder}: cannot write in {existing} ({error.strerror}); give {field} a "
+                          "folder you can write (e.g. reports/my-run)") from None
 
 
 def check_run_folder(path: Path) -> None:

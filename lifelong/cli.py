@@ -4,38 +4,68 @@ lifelong.report."""
 from __future__ import annotations
 
 import shlex
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
-from lifelong.config import ConfigError, load_config, load_stream_spec, parse_seeds, stream_files
-from lifelong.report import write_report
-from lifelong.report.compare import compare_runs
-from lifelong.report.glossary import GROUPS
-from lifelong.run import RunInterrupted, RunResult, resume_experiment, run_experiment
-from lifelong.strategies.registry import available
-from lifelong.streams.sources import DataError
-from lifelong.training import NonFiniteLossError
-from lifelong.orchestrator import StrategyError
+from lifelong import __version__
+from lifelong.errors import UserError
+
+# Each command imports what it uses when it runs: `lifelong --help` and `lifelong list` never load
+# torch, pandas or matplotlib (tests/unit/test_bad_input.py checks it).
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
 errors = Console(stderr=True)
 
-# What a user can fix gets one clear message and exit code 2; anything else is a bug: traceback.
-USER_ERRORS = (ConfigError, DataError, NonFiniteLossError, StrategyError, FileNotFoundError, ValueError)
+
+# What a user can fix: one clear message and exit code 2. Every such error subclasses
+# lifelong.errors.UserError (ConfigError, StreamError, FolderError, DataError, NonFiniteLossError,
+# StrategyError, ...); a new kind joins by subclassing it. Anything else is a bug: traceback.
+USER_ERRORS = (UserError,)
+
+
+@contextmanager
+def handled():
+    """Around a command's body: a user error prints its message and exits with code 2; anything else is
+    a bug in lifelong, which says so and keeps its traceback."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except USER_ERRORS as error:
+        _fail(error)
+    except KeyboardInterrupt as stop:
+        _interrupted(stop)
+    except Exception:
+        errors.print("[bold red]internal error:[/] this is a bug in lifelong, not in your input. Please report "
+                     "it with the command you ran and the traceback below.", highlight=False, soft_wrap=True)
+        raise
 
 
 def _fail(error: Exception) -> None:
-    errors.print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(f"lifelong {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version,
+                                          help="print the version and exit")) -> None:
+    pass
+
+
 @app.command()
-def run(config: Path = typer.Argument(..., help="experiment config (YAML)"),
+def run(config: Path = typer.Argument(..., help="experiment config (YAML), or a shipped config's name"),
         overrides: Optional[list[str]] = typer.Argument(None, help="key.sub=value, e.g. training.lr=0.05"),
         seed: Optional[int] = typer.Option(None, help="run this seed only (overrides `seeds:`)"),
         seeds: Optional[str] = typer.Option(None, help="run these seeds: a range 0-4, a list 0,2,5, or both"),
@@ -48,8 +78,12 @@ def run(config: Path = typer.Argument(..., help="experiment config (YAML)"),
     """Play the config's stream through its strategies over every seed; write the run folder and report.
 
     Ctrl-C stops after the files being written are whole and prints the `lifelong resume` command."""
+    from lifelong.config import load_config, parse_seeds
+    from lifelong.preflight import check_writable
+    from lifelong.run import run_experiment
+
     extra = list(overrides or [])
-    try:
+    with handled():
         if seed is not None or seeds is not None:
             extra.append(f"seeds={[seed] if seeds is None else parse_seeds(seeds)}")
         if device is not None:
@@ -58,11 +92,11 @@ def run(config: Path = typer.Argument(..., help="experiment config (YAML)"),
             extra.append("references.enabled=false")
         if tensorboard:
             extra.append("tensorboard=true")
-        result = run_experiment(load_config(config, extra), out=out, force=force)
-    except USER_ERRORS as error:
-        _fail(error)
-    except KeyboardInterrupt as stop:
-        _interrupted(stop)
+        parsed = load_config(config, extra)
+        check_writable(out or Path(parsed.out), "--out" if out else "out")
+        if parsed.references.enabled:
+            check_writable(Path(parsed.references.cache_dir), "references.cache_dir")
+        result = run_experiment(parsed, out=out, force=force)
     _print_result(result)
 
 
@@ -72,18 +106,20 @@ def resume(run_dir: Path = typer.Argument(..., help="folder of an interrupted ru
 
     Refused when config.yaml was edited since the run started. A damaged checkpoint is replaced by
     the one saved a task earlier (<name>.prev.pt), with a note."""
-    try:
-        result = resume_experiment(run_dir, note=lambda line: errors.print(f"[yellow]note:[/] {line}",
+    from lifelong.preflight import check_run_folder
+    from lifelong.run import resume_experiment
+
+    with handled():
+        check_run_folder(run_dir)
+        result = resume_experiment(run_dir, note=lambda line: errors.print(f"[yellow]note:[/] {escape(line)}",
                                                                            highlight=False, soft_wrap=True))
-    except USER_ERRORS as error:
-        _fail(error)
-    except KeyboardInterrupt as stop:
-        _interrupted(stop)
     _print_result(result)
 
 
 def _interrupted(stop: KeyboardInterrupt) -> None:
     """Ctrl-C: say where the run stopped and how to go on; exit 130 as shells expect."""
+    from lifelong.run import RunInterrupted
+
     if isinstance(stop, RunInterrupted):
         errors.print(f"interrupted: {stop.where}\ngo on with:  lifelong resume {shlex.quote(str(stop.folder))}",
                      highlight=False, markup=False, soft_wrap=True)
@@ -97,10 +133,13 @@ def report(run_dir: Path = typer.Argument(..., help="run folder written by `life
            out: Optional[Path] = typer.Option(None, help="where to write report.html and report.md "
                                                          "(default: the run folder)")):
     """Rebuild report.html and report.md from a run folder's files alone."""
-    try:
+    from lifelong.preflight import check_run_folder, check_writable
+    from lifelong.report import write_report
+
+    with handled():
+        check_run_folder(run_dir)
+        check_writable(out or run_dir, "--out" if out else "run folder")
         result = write_report(run_dir, out)
-    except USER_ERRORS as error:
-        _fail(error)
     _print_written(result, "report: ")
 
 
@@ -109,36 +148,51 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="run folders to put 
             out: Optional[Path] = typer.Option(None, help="folder for compare.csv/.md/.html "
                                                           "(default: reports/compare-<time>)")):
     """Strategies side by side across runs, grouped by stream: mean ± 95% CI, best per metric in bold."""
-    try:
+    from lifelong.preflight import check_run_folder, check_writable
+    from lifelong.report.compare import compare_runs
+
+    with handled():
+        for run_dir in run_dirs:
+            check_run_folder(run_dir)
+        check_writable(out or Path("reports"), "--out")
         result = compare_runs(run_dirs, out)
-    except USER_ERRORS as error:
-        _fail(error)
     _print_written(result, "compare:")
 
 
 def _print_written(result, label: str) -> None:
     """Notes (what was missing or unusual) on stderr, then the files written."""
     for note in result.notes:
-        errors.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        errors.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     for path in result.written:
         console.print(f"{label} {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
-def validate(config: Path, overrides: Optional[list[str]] = typer.Argument(None)):
-    """Check a config (and its stream and strategy settings) without running it."""
-    try:
+def validate(config: Path = typer.Argument(..., help="experiment config (YAML), or a shipped config's name"),
+             overrides: Optional[list[str]] = typer.Argument(None, help="key.sub=value, as for `run`")):
+    """Check a config without training: fields, stream, model, strategy set-up, folders.
+
+    The stream is built (data present, classes and shots fit), the model is built for the stream's
+    inputs, every strategy is set up, and the folders a run writes are tried."""
+    from lifelong.config import load_config
+    from lifelong.preflight import check_experiment
+
+    with handled():
         parsed = load_config(config, list(overrides or []))
-    except ConfigError as error:
-        _fail(error)
-    names = ", ".join(s.display_name for s in parsed.strategies)
-    console.print(f"{config}: ok — stream {parsed.stream.name!r} ({parsed.stream.builder}, "
-                  f"{parsed.stream.n_tasks} tasks), strategies: {names}, seeds {parsed.seeds}", highlight=False)
+        checked = check_experiment(parsed)
+    console.print(f"{config}: ok — strategies {', '.join(s.display_name for s in parsed.strategies)}, seeds "
+                  f"{parsed.seeds}; checked:", highlight=False, soft_wrap=True)
+    for line in checked:
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
 
 
 @app.command("list")
 def list_(what: str = typer.Argument(..., help="strategies | streams")):
     """List registered strategies or shipped stream specs."""
+    from lifelong.errors import ConfigError
+    from lifelong.specfiles import load_stream_spec, stream_files
+    from lifelong.strategies.registry import available
+
     if what == "strategies":
         for name, target in sorted(available().items()):
             console.print(f"{name:14s} {target}", highlight=False)
@@ -146,14 +200,19 @@ def list_(what: str = typer.Argument(..., help="strategies | streams")):
         for name, path in stream_files().items():
             try:
                 spec = load_stream_spec(path)
-                console.print(f"{name:24s} {spec.builder:15s} {spec.scenario:9s} {spec.n_tasks:5d} tasks", highlight=False)
+                console.print(f"{name:24s} {spec.builder:15s} {spec.scenario:9s} {spec.n_tasks:5d} tasks",
+                              highlight=False)
             except ConfigError as error:
-                console.print(f"{name:24s} INVALID: {error}", highlight=False)
+                console.print(f"{name:24s} INVALID: {error}", highlight=False, markup=False)
     else:
-        _fail(ValueError(f"cannot list {what!r}; choose strategies or streams"))
+        _fail(ConfigError(f"cannot list {what!r}; choose strategies or streams"))
 
 
-def _print_result(result: RunResult) -> None:
+def _print_result(result) -> None:
+    from rich.table import Table
+
+    from lifelong.report.glossary import GROUPS
+
     table = Table(title=f"{result.metrics['score']} — mean over seeds")
     table.add_column("strategy")
     columns = GROUPS["Core metrics"] + (("ntg_learn",) if result.references else ())

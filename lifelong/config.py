@@ -3,32 +3,64 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from lifelong.errors import ConfigError
 from lifelong.evaluation.fewshot import EvaluationSpec
 from lifelong.models import ModelSpec
+from lifelong.specfiles import (describe, find_config, load_stream_spec, nearest_line, parse_yaml, read_yaml,
+                                stream_files)
 from lifelong.strategies.registry import UnknownStrategyError, strategy_class
 from lifelong.streams.spec import StreamSpec
 from lifelong.training import TrainingSpec
 
+__all__ = ["ConfigError", "ExperimentConfig", "load_config", "load_stream_spec", "parse_seeds", "safe_file_name",
+           "stream_files"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Labels and config names become file and folder names (checkpoints, run folders), so they may hold
+# no path separator and may not start with a dot: nothing is ever written outside the run folder.
+_NAME_PUNCTUATION = set("._-+=@ ")
+_STRATEGY_NAME = re.compile(r"\w[\w.+-]*(:[A-Za-z_][\w.]*)?")
 
-class ConfigError(ValueError):
-    """A config or stream spec is wrong; the message says where and how to fix it."""
+
+def safe_file_name(value: str) -> str:
+    """`value` when it can be used as one file name as it is; else ValueError saying what to write."""
+    bad = sorted({c for c in value if not (c.isalnum() or c in _NAME_PUNCTUATION)})
+    if bad or value.startswith(".") or not value.strip() or len(value) > 100:
+        why = (f"holds {''.join(bad)!r}" if bad else "starts with a dot" if value.startswith(".")
+               else "is blank" if not value.strip() else "is longer than 100 characters")
+        raise ValueError(f"{value!r} {why}, and it names files and folders; use letters, digits, spaces and "
+                         "._-+=@ (not starting with a dot), e.g. 'ewc-lambda_10'")
+    return value
 
 
 class StrategyEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="registered name (see `lifelong list strategies`) or 'package.module:Class'")
-    label: str | None = Field(default=None, description="name in reports; default: `name`")
+    label: str | None = Field(default=None, description="name in reports and checkpoint files; default: `name`")
     params: dict[str, Any] = Field(default_factory=dict)
     training: TrainingSpec | None = Field(default=None, description="overrides the experiment's training budget")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_reference(cls, value: str) -> str:
+        if not _STRATEGY_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is neither a registered name nor 'package.module:Class'; write e.g. "
+                             "naive, or my_strategies:LwF for a class in my_strategies.py")
+        return value
+
+    @field_validator("label")
+    @classmethod
+    def _label_names_files(cls, value: str | None) -> str | None:
+        return value if value is None else safe_file_name(value)
 
     @property
     def display_name(self) -> str:
@@ -55,7 +87,7 @@ class ReferencesSpec(BaseModel):
             return sorted({round(n_tasks * q) for q in (0.2, 0.4, 0.6, 0.8)} | {1, n_tasks})
         wrong = [k for k in self.joint_at if not 1 <= k <= n_tasks]
         if wrong:
-            raise ValueError(f"references.joint_at lists {wrong}, outside the stream's tasks 1..{n_tasks}")
+            raise ConfigError(f"references.joint_at lists {wrong}, outside the stream's tasks 1..{n_tasks}")
         return sorted(set(self.joint_at))
 
 
@@ -71,13 +103,13 @@ class AnalysisSpec(BaseModel):
 class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, description="names the run folder: reports/<name>-<time>")
     stream: StreamSpec
     model: ModelSpec = ModelSpec()
     training: TrainingSpec = TrainingSpec()
     evaluation: EvaluationSpec = EvaluationSpec()
     strategies: list[StrategyEntry] = Field(min_length=1)
-    seeds: list[int] = Field(default=[0], min_length=1)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default=[0], min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(default=None, ge=1, le=1024,
                                 description="torch intra-op CPU threads; default: torch's choice. "
@@ -88,6 +120,8 @@ class ExperimentConfig(BaseModel):
     tensorboard: bool = Field(default=False, description="log scalars and the score matrix for TensorBoard "
                                                          "(needs the `tensorboard` extra)")
 
+    _name_is_a_file_name = field_validator("name")(safe_file_name)
+
     @model_validator(mode="after")
     def _labels_unique(self):
         labels = [s.display_name for s in self.strategies]
@@ -96,14 +130,34 @@ class ExperimentConfig(BaseModel):
             raise ValueError(f"strategies repeat the label(s) {repeated}; give each a distinct `label:`")
         return self
 
+    @model_validator(mode="after")
+    def _joint_at_in_stream(self):
+        joint_at, n_tasks = self.references.joint_at, self.stream.n_tasks
+        wrong = [k for k in joint_at if not 1 <= k <= n_tasks] if isinstance(joint_at, list) else []
+        if wrong:
+            raise _field_error(("references", "joint_at"), joint_at,
+                               f"lists {wrong}, outside the stream's tasks 1..{n_tasks}; give task numbers "
+                               f"from 1 to {n_tasks}, or `all` or `auto`")
+        return self
+
     def training_for(self, entry: StrategyEntry) -> TrainingSpec:
         return entry.training or self.training
 
 
+def _field_error(loc: tuple, value, message: str) -> ValidationError:
+    """A validation error placed on `loc`, so the message names that field and its line."""
+    error = PydanticCustomError("config", message.replace("{", "{{").replace("}", "}}"))
+    return ValidationError.from_exception_data("ExperimentConfig", [InitErrorDetails(type=error, loc=loc,
+                                                                                     input=value)])
+
+
 def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
-    """Read, override (`key.sub=value`), resolve the stream and validate, or raise ConfigError."""
-    path = Path(path)
-    raw, lines = _read_yaml(path)
+    """Read, override (`key.sub=value`), resolve the stream and validate, or raise ConfigError.
+
+    `path` may also name a shipped config (`quickstart`, or `configs/quickstart.yaml` from a folder
+    without one), so the README's commands work wherever the package is installed."""
+    path = find_config(Path(path))
+    raw, lines = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the config must be a mapping of fields (name, stream, strategies, ...)")
     for item in overrides:
@@ -114,7 +168,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig
     try:
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(_describe(error, path, lines, stream_file, stream_lines)) from None
+        raise ConfigError(describe(error, path, lines, stream_file, stream_lines)) from None
     for i, entry in enumerate(config.strategies):
         _check_strategy(entry, i, path, lines)
     return config
@@ -135,45 +189,6 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def load_stream_spec(path: str | Path) -> StreamSpec:
-    """A stream spec file on its own (used by `lifelong list streams` and tests)."""
-    raw, lines = _read_yaml(Path(path))
-    try:
-        return TypeAdapter(StreamSpec).validate_python(raw)
-    except ValidationError as error:
-        raise ConfigError(_describe(error, Path(path), lines, prefix=())) from None
-
-
-def stream_files() -> dict[str, Path]:
-    """Ready stream specs shipped in `streams/` (and any in ./streams of the working folder)."""
-    found = {}
-    for folder in (REPO_ROOT / "streams", Path.cwd() / "streams"):
-        found.update({p.stem: p for p in sorted(folder.glob("*.yaml"))})
-    return found
-
-
-def _read_yaml(path: Path) -> tuple[Any, dict]:
-    """The data and a map from field path to line number (for error messages)."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    text = path.read_text()
-    try:
-        return yaml.safe_load(text), _line_map(yaml.compose(text))
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
-
-
-def _line_map(node, prefix: tuple = ()) -> dict[tuple, int]:
-    lines = {prefix: node.start_mark.line + 1} if node is not None else {}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            lines.update(_line_map(value, prefix + (key.value,)))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            lines.update(_line_map(value, prefix + (i,)))
-    return lines
-
-
 def _apply_override(raw: dict, item: str) -> None:
     key, sep, value = item.partition("=")
     if not sep or not key:
@@ -183,8 +198,10 @@ def _apply_override(raw: dict, item: str) -> None:
         node = raw
         for part in path:
             node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
-        node[int(last) if isinstance(node, list) else last] = yaml.safe_load(value)
-    except (TypeError, ValueError, IndexError, AttributeError, yaml.YAMLError) as error:
+        node[int(last) if isinstance(node, list) else last] = parse_yaml(value, f"override {item!r}")[0]
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, IndexError, AttributeError) as error:
         raise ConfigError(f"override {item!r}: cannot set {key!r} ({type(error).__name__}: {error}); "
                           "list items take a number (strategies.0.params.lambda=5)") from None
 
@@ -197,51 +214,15 @@ def _resolve_stream(value, config_path: Path) -> tuple[Any, Path | None, dict]:
     shipped = stream_files()
     for candidate in candidates:
         if candidate.is_file():
-            raw, lines = _read_yaml(candidate)
+            raw, lines = read_yaml(candidate)
             return raw, candidate, lines
     if value in shipped:
-        raw, lines = _read_yaml(shipped[value])
+        raw, lines = read_yaml(shipped[value])
         return raw, shipped[value], lines
     close = difflib.get_close_matches(value, list(shipped), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ConfigError(f"{config_path}: field 'stream': no stream named {value!r}.{hint} "
                       f"Shipped streams: {', '.join(sorted(shipped))}; or give a path to a stream YAML file.")
-
-
-def _describe(error: ValidationError, path: Path, lines: dict, stream_file: Path | None = None,
-              stream_lines: dict | None = None, prefix: tuple = ()) -> str:
-    """One line per problem: file:line, the dotted field, pydantic's message."""
-    problems = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        where_file, where_lines, field = path, lines, loc
-        if loc[:1] == ("stream",) and stream_file is not None:
-            where_file, where_lines, field = stream_file, stream_lines, _drop_union_tag(loc[1:])
-        elif loc[:1] == ("stream",):
-            field = ("stream", *_drop_union_tag(loc[1:]))
-        else:
-            field = _drop_union_tag(loc) if not prefix else loc
-        line = _nearest_line(where_lines, field)
-        dotted = ".".join(map(str, field)) or "(top level)"
-        problems.append(f"{where_file}:{line}: field '{dotted}': {item['msg']}")
-    return "invalid config:\n  " + "\n  ".join(problems)
-
-
-# Every `builder:` value of the StreamSpec union, read off the union so new builders need no edit here.
-_BUILDER_NAMES = {name for spec in get_args(get_args(StreamSpec)[0])
-                  for name in get_args(spec.model_fields["builder"].annotation)}
-
-
-def _drop_union_tag(loc: tuple) -> tuple:
-    """pydantic puts the discriminator value (e.g. 'split') first in the location of union errors."""
-    return loc[1:] if loc and loc[0] in _BUILDER_NAMES else loc
-
-
-def _nearest_line(lines: dict, field: tuple) -> str:
-    for end in range(len(field), -1, -1):
-        if field[:end] in lines:
-            return str(lines[field[:end]])
-    return "?"
 
 
 def _check_strategy(entry: StrategyEntry, index: int, path: Path, lines: dict) -> None:
@@ -250,12 +231,12 @@ def _check_strategy(entry: StrategyEntry, index: int, path: Path, lines: dict) -
     try:
         cls = strategy_class(entry.name)
     except UnknownStrategyError as error:
-        raise ConfigError(f"{path}:{_nearest_line(lines, where + ('name',))}: field "
+        raise ConfigError(f"{path}:{nearest_line(lines, where + ('name',))}: field "
                           f"'strategies.{index}.name': {error}") from None
     try:
         cls.Params.model_validate(entry.params)
     except ValidationError as error:
-        problems = [f"{path}:{_nearest_line(lines, where + ('params', *e['loc']))}: field "
+        problems = [f"{path}:{nearest_line(lines, where + ('params', *e['loc']))}: field "
                     f"'strategies.{index}.params.{'.'.join(map(str, e['loc']))}' ({entry.name}): {e['msg']}"
                     for e in error.errors()]
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems)) from None

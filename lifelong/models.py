@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
+from lifelong.errors import ConfigError
+
+Width = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
 class ModelSpec(BaseModel):
@@ -16,8 +20,8 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["mlp", "convnet"] = "mlp"
-    hidden: list[int] = Field(default=[256, 256], description="MLP hidden widths")
-    channels: list[int] = Field(default=[32, 32], description="conv widths, one 3x3 conv + 2x2 pool each")
+    hidden: list[Width] = Field(default=[256, 256], description="MLP hidden widths")
+    channels: list[Width] = Field(default=[32, 32], description="conv widths, one 3x3 conv + 2x2 pool each")
     activation: Literal["relu", "tanh"] = "relu"
 
 
@@ -27,8 +31,8 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int) -
     if spec.type == "mlp":
         return _mlp(math.prod(input_shape), spec.hidden, n_outputs, act)
     if len(input_shape) != 3:
-        raise ValueError(f"model.type=convnet needs image inputs (C, H, W); this stream gives {input_shape}. "
-                         "Use model.type=mlp for vector inputs.")
+        raise ConfigError(f"model.type=convnet needs image inputs (C, H, W); this stream gives {input_shape}. "
+                          "Use model.type=mlp for vector inputs.")
     return _convnet(input_shape, spec.channels, spec.hidden, n_outputs, act)
 
 
@@ -49,8 +53,13 @@ def _convnet(input_shape: tuple[int, ...], channels: list[int], hidden: list[int
         layers += [nn.Conv2d(c, width, 3, padding=1), act(), nn.MaxPool2d(2)]
         c, h, w = width, h // 2, w // 2
     if h == 0 or w == 0:
-        raise ValueError(f"model.channels has {len(channels)} pooling stages, too many for inputs {input_shape}")
+        raise ConfigError(f"model.channels has {len(channels)} pooling stages, too many for inputs {input_shape}: "
+                          f"each halves the height and width; give at most {_max_pools(input_shape)} channels")
     return nn.Sequential(*layers, _mlp(c * h * w, hidden, n_out, act))
+
+
+def _max_pools(input_shape: tuple[int, ...]) -> int:
+    return min(input_shape[1:]).bit_length() - 1
 
 
 def seeded_model(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int, seed: int,

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import torch
 
+from lifelong.errors import UserError
 from lifelong.callbacks import Callback
 from lifelong.evaluation.evaluator import evaluate_stream, evaluate_stream_few_shot
 from lifelong.evaluation.fewshot import support_set
@@ -16,7 +17,7 @@ from lifelong.strategies.base import Strategy, StrategyContext
 from lifelong.training import NonFiniteLossError
 
 
-class StrategyError(RuntimeError):
+class StrategyError(UserError, RuntimeError):
     """A strategy raised while learning or predicting; the message names it and the task."""
 
 

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from lifelong.errors import FolderError
 from lifelong.evaluation.record import LifetimeRecord
 
 LOG_NAME = "record.rows.jsonl"
 
 
-class RecordLogError(ValueError):
+class RecordLogError(FolderError):
     """The log cannot be read back as a run wrote it; the message names the file and the line."""
 
 

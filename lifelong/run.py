@@ -21,9 +21,11 @@ import torch
 
 from lifelong.callbacks import Callback
 from lifelong.config import REPO_ROOT, ExperimentConfig, load_config
+from lifelong.errors import ConfigError, FolderError
 from lifelong.evaluation.analysis import analyse, reference_scores
 from lifelong.evaluation.record import LifetimeRecord
 from lifelong.orchestrator import play
+from lifelong.preflight import check_stream_fits
 from lifelong.progress import ProgressDisplay
 from lifelong.references import ReferenceCache, compute_references
 from lifelong.report import write_report
@@ -100,7 +102,7 @@ def prepare_runtime(config: ExperimentConfig) -> torch.device:
 
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device: cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
+        raise ConfigError("device: cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else name if name != "auto" else "cpu")
 
 
@@ -130,6 +132,7 @@ def run_experiment(config: ExperimentConfig, *, out: str | Path | None = None, f
     """
     device = prepare_runtime(config)
     stream = build_stream(config.stream)
+    check_stream_fits(config, stream)  # a mistake found now leaves no run folder behind
     folder = new_run_folder(config, out)
     with folder.locked():
         _claim(folder, force)
@@ -179,7 +182,7 @@ def resume_experiment(path: str | Path, *, callbacks: list[Callback] = (), progr
     """
     path = Path(path)
     if not (path / "config.yaml").is_file():
-        raise FileNotFoundError(f"{path}: no config.yaml here; is this a run folder written by `lifelong run`?")
+        raise FolderError(f"{path}: no config.yaml here; is this a run folder written by `lifelong run`?")
     config = load_config(path / "config.yaml")
     folder = RunFolder(path)
     sha256, resolved = config_digest(config)

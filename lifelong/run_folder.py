@@ -22,13 +22,14 @@ import torch
 import yaml
 from filelock import FileLock, Timeout
 
+from lifelong.errors import FolderError
 from lifelong.evaluation.record import LifetimeRecord
 from lifelong.record_log import LOG_NAME, RecordLog
 
 LOCK_NAME = ".lock"
 
 
-class RunFolderError(ValueError):
+class RunFolderError(FolderError):
     """The run folder cannot be used as asked (busy, not empty, damaged); the message says what to do."""
 
 

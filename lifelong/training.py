@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from lifelong.errors import UserError
 from lifelong.streams.task import Task
 
 
@@ -26,7 +27,7 @@ class TrainingSpec(BaseModel):
     weight_decay: float = Field(default=0.0, ge=0)
 
 
-class NonFiniteLossError(ValueError):
+class NonFiniteLossError(UserError, ValueError):
     """Training produced NaN or inf; the message names the setting to change."""
 
 

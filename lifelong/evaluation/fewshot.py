@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
+from lifelong.errors import ConfigError
 from lifelong.seeding import generator
 from lifelong.streams.episodic import episodic_kind, held_out_functions
 from lifelong.streams.task import Task
@@ -65,16 +66,16 @@ def support_set(task: Task, shots: int, seed: int) -> Support | HeldOutEpisodes:
 def _draw_support(task: Task, shots: int, draw: torch.Generator) -> Support:
     if task.kind == "regression":
         if len(task.x_train) < shots:
-            raise ValueError(f"task {task.name!r} has {len(task.x_train)} training points, fewer than "
-                             f"evaluation.shots={shots}; lower evaluation.shots")
+            raise ConfigError(f"task {task.name!r} has {len(task.x_train)} training points, fewer than "
+                              f"evaluation.shots={shots}; lower evaluation.shots")
         pick = torch.randperm(len(task.x_train), generator=draw, device=draw.device)[:shots]
         return task.x_train[pick], task.y_train[pick]
     picks = []
     for cls in task.classes:
         members = (task.y_train == cls).nonzero().flatten()
         if len(members) < shots:
-            raise ValueError(f"task {task.name!r} has {len(members)} training examples of class {cls}, fewer than "
-                             f"evaluation.shots={shots}; lower evaluation.shots")
+            raise ConfigError(f"task {task.name!r} has {len(members)} training examples of class {cls}, fewer than "
+                              f"evaluation.shots={shots}; lower evaluation.shots")
         picks.append(members[torch.randperm(len(members), generator=draw, device=draw.device)[:shots]])
     pick = torch.stack(picks, 1).flatten()  # interleaved classes: c0, c1, ..., c0, c1, ...
     return task.x_train[pick], task.y_train[pick]
@@ -85,9 +86,9 @@ def _held_out_functions(task: Task, shots: int, seed: int) -> HeldOutEpisodes:
     x, y = held_out_functions(task)
     n_functions, n_points = x.shape[:2]
     if shots >= n_points:
-        raise ValueError(f"task {task.name!r}: its held-out functions have {n_points} points, so "
-                         f"evaluation.shots={shots} leaves no query point; lower evaluation.shots or raise "
-                         "test_points_per_function in the stream spec")
+        raise ConfigError(f"task {task.name!r}: its held-out functions have {n_points} points, so "
+                          f"evaluation.shots={shots} leaves no query point; lower evaluation.shots or raise "
+                          "test_points_per_function in the stream spec")
     draw = generator(seed, "eval", task.id, device=x.device)
     order = torch.rand(n_functions, n_points, generator=draw, device=x.device).argsort(1)
     rows = torch.arange(n_functions, device=x.device).unsqueeze(1)

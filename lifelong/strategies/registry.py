@@ -1,18 +1,26 @@
 """Find strategy classes by name: entry points of the group `lifelong.strategies` (built-ins are
-registered the same way in pyproject.toml), or `package.module:Class` when a config asks for it."""
+registered the same way in pyproject.toml), or `package.module:Class` when a config asks for it.
+
+Listing the names imports no strategy (and so no torch): `lifelong list strategies` answers at once."""
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import sys
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
-from lifelong.strategies.base import Strategy
+from lifelong.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lifelong.strategies.base import Strategy
 
 GROUP = "lifelong.strategies"
 
 
-class UnknownStrategyError(ValueError):
+class UnknownStrategyError(ConfigError):
     pass
 
 
@@ -23,6 +31,8 @@ def available() -> dict[str, str]:
 
 def strategy_class(name: str) -> type[Strategy]:
     """The class for a registered name or an explicit `module:Class` reference."""
+    from lifelong.strategies.base import Strategy  # noqa: F811  (imports torch: only when a class is asked for)
+
     cls = _import_reference(name) if ":" in name else _registered(name)
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
         raise UnknownStrategyError(f"{name!r} is {cls!r}, not a subclass of lifelong.strategies.base.Strategy")
@@ -43,12 +53,17 @@ def _registered(name: str):
 
 
 def _import_reference(reference: str):
+    """Import `module:Class`; a module file in the current folder is found as the README promises (the
+    folder goes last on the import path, so it never shadows an installed package)."""
     module_name, _, attribute = reference.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise UnknownStrategyError(f"cannot import module {module_name!r} for strategy {reference!r}: {error}. "
-                                   "Is it on PYTHONPATH (or in the folder you run from)?") from error
+    except (ImportError, SyntaxError) as error:
+        raise UnknownStrategyError(f"cannot import module {module_name!r} for strategy {reference!r}: "
+                                   f"{type(error).__name__}: {error}. Is it in the folder you run from (or on "
+                                   "PYTHONPATH)?") from error
     try:
         return getattr(module, attribute)
     except AttributeError:

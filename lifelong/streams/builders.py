@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lifelong.errors import StreamError
 from lifelong.seeding import derive_seed
 from lifelong.streams.sources import Dataset, load_dataset
 from lifelong.streams import known_answer
@@ -52,9 +53,9 @@ def _class_groups(spec: SplitSpec | NWaySpec, sizes: list[int], size_field: str,
         order = list(range(n_classes))
     bounds = np.cumsum([0, *sizes])
     if len(order) < bounds[-1] or len(set(order)) != len(order) or not set(order) <= set(range(n_classes)):
-        raise ValueError(f"stream {spec.name!r}: {bounds[-1]} distinct classes needed ({size_field} "
-                         f"{getattr(spec, size_field)} over {spec.n_tasks} tasks), the dataset has {n_classes} "
-                         f"(class_order {order}); lower n_tasks or {size_field}")
+        raise StreamError(f"stream {spec.name!r}: {bounds[-1]} distinct classes needed ({size_field} "
+                          f"{getattr(spec, size_field)} over {spec.n_tasks} tasks), the dataset has {n_classes} "
+                          f"(class_order {order}); lower n_tasks or {size_field}")
     return [order[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
 
 
@@ -111,8 +112,8 @@ def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
 
 def _rotated(spec: RotatedSpec, data: Dataset) -> list[Task]:
     if data.x_train.dim() != 4:
-        raise ValueError(f"stream {spec.name!r}: builder rotated needs image data; {data.name} gives vectors. "
-                         "Use builder: permuted, or an image dataset (digits, fashion_mnist, idx)")
+        raise StreamError(f"stream {spec.name!r}: builder rotated needs image data; {data.name} gives vectors. "
+                          "Use builder: permuted, or an image dataset (digits, fashion_mnist, idx)")
 
     def transform(i, rng):
         angle = spec.angles[i] if spec.angles is not None else float(rng.uniform(0, spec.max_angle))
@@ -173,8 +174,8 @@ def _per_class(labels: torch.Tensor, classes: list[int], count: int, rng: np.ran
     for cls in classes:
         members = np.flatnonzero(labels == cls)
         if len(members) < count:
-            raise ValueError(f"stream {spec.name!r}: class {cls} has {len(members)} {split} examples, fewer than "
-                             f"{split}_per_class={count}; lower {split}_per_class")
+            raise StreamError(f"stream {spec.name!r}: class {cls} has {len(members)} {split} examples, fewer than "
+                              f"{split}_per_class={count}; lower {split}_per_class")
         picks.append(rng.choice(members, count, replace=False))
     return torch.from_numpy(rng.permutation(np.concatenate(picks)))
 
@@ -203,8 +204,8 @@ def _nway_conflict(spec: NWayConflictSpec, data: Dataset) -> list[Task]:
     """Every task: the same classes and the same examples (one seed for all), its own label slots."""
     classes = spec.classes or list(range(spec.ways))
     if not set(classes) <= set(range(data.n_classes)):
-        raise ValueError(f"stream {spec.name!r}: classes {classes} are not all among the {data.n_classes} "
-                         f"classes of {data.name}")
+        raise StreamError(f"stream {spec.name!r}: classes {classes} are not all among the {data.n_classes} "
+                          f"classes of {data.name}")
     names = "/".join(data.class_names[c] for c in classes)
     tasks = []
     for i in range(spec.n_tasks):

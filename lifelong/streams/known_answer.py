@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lifelong.errors import StreamError
 from lifelong.seeding import derive_seed
 from lifelong.streams.sources import Dataset
 from lifelong.streams.spec import RepeatSpec, UnrelatedSpec
@@ -41,8 +42,8 @@ def repeat(spec: RepeatSpec, data: Dataset) -> list[Task]:
     """The same examples in every task; labels kept, or relabelled by a fresh derangement per meeting."""
     classes = spec.classes or list(range(data.n_classes))
     if not set(classes) <= set(range(data.n_classes)) or len(set(classes)) != len(classes):
-        raise ValueError(f"stream {spec.name!r}: classes {classes} must be distinct classes of {data.name} "
-                         f"(0..{data.n_classes - 1})")
+        raise StreamError(f"stream {spec.name!r}: classes {classes} must be distinct classes of {data.name} "
+                          f"(0..{data.n_classes - 1})")
     rng = _rng(spec.seed, 0)
     train, test = _pick(data.y_train, classes, spec.train_per_task, rng), _pick(data.y_test, classes,
                                                                               spec.test_per_task, rng)
@@ -62,8 +63,8 @@ def unrelated(spec: UnrelatedSpec, data: Dataset) -> list[Task]:
     """Task i: classes [i*k, (i+1)*k), inputs through task i's own pixel permutation, task label i."""
     k = spec.classes_per_task
     if k * spec.n_tasks > data.n_classes:
-        raise ValueError(f"stream {spec.name!r}: {k * spec.n_tasks} distinct classes needed ({spec.n_tasks} tasks "
-                         f"x classes_per_task {k}), {data.name} has {data.n_classes}; lower one of them")
+        raise StreamError(f"stream {spec.name!r}: {k * spec.n_tasks} distinct classes needed ({spec.n_tasks} tasks "
+                          f"x classes_per_task {k}), {data.name} has {data.n_classes}; lower one of them")
     n_features = int(np.prod(data.x_train.shape[1:]))
     tasks = []
     for i in range(spec.n_tasks):

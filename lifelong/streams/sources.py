@@ -26,6 +26,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from lifelong.errors import UserError
+
 FASHION_MNIST_DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_ENV = "LIFELONG_FASHION_MNIST"
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -41,7 +43,7 @@ DIGITS_TEST_FRACTION = 0.25
 MNIST1D_TRAIN, MNIST1D_TEST, MNIST1D_LENGTH = 4000, 1000, 40
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A dataset cannot be found, read, or makes no sense; the message says how to fix it."""
 
 

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.slow
 
 
 def lifelong(*args, cwd=REPO, env=None):
-    return subprocess.run([sys.executable, "-m", "lifelong.cli", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=600)
+    """The command as the `lifelong` script runs it: -P keeps the working folder off the import path."""
+    return subprocess.run([sys.executable, "-P", "-m", "lifelong.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
 
 
 def cache(tmp_path) -> str:
@@ -57,6 +58,7 @@ def test_same_config_and_seed_give_the_same_record(tmp_path):
 
 
 def test_readme_plugin_example_runs_from_a_config(tmp_path):
+    """As the README says: the file in the folder the command runs from, nothing on PYTHONPATH."""
     readme = (REPO / "README.md").read_text()
     code = re.search(r"<!-- plugin-example.*?-->\n```python\n(.*?)```", readme, re.S).group(1)
     assert len(code.splitlines()) < 40
@@ -65,8 +67,7 @@ def test_readme_plugin_example_runs_from_a_config(tmp_path):
         f"name: lwf\nstream: {REPO / 'streams/split_digits.yaml'}\ntraining: {{epochs: 2, lr: 0.05}}\n"
         "strategies:\n  - name: my_strategies:LwF\n    label: lwf\n    params: {alpha: 2.0}\n  - name: naive\n"
         f"references: {{cache_dir: {tmp_path / 'cache'}}}\n")
-    result = lifelong("run", tmp_path / "lwf.yaml", "--out", tmp_path / "run", cwd=tmp_path,
-                      env={"PYTHONPATH": str(tmp_path)})
+    result = lifelong("run", tmp_path / "lwf.yaml", "--out", tmp_path / "run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "run/metrics.json").read_text())["per_seed"]
     lwf, naive = metrics["lwf"]["0"], metrics["naive"]["0"]

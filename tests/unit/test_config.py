@@ -94,3 +94,19 @@ def test_threads_setting_is_validated_and_applied(tmp_path):
         torch.set_num_threads(before)
     with pytest.raises(ConfigError, match="field 'threads': Input should be greater than or equal to 1"):
         load_config(write(tmp_path, GOOD + "threads: 0\n"))
+
+
+def test_labels_and_names_that_are_plain_file_names_pass(tmp_path):
+    text = GOOD.replace("name: tiny", "name: Tiny run+v2=3@home").replace(
+        "  - name: ewc\n", "  - name: ewc\n    label: ewc λ=5_online.v1\n")
+    config = load_config(write(tmp_path, text))
+    assert config.name == "Tiny run+v2=3@home" and config.strategies[1].display_name == "ewc λ=5_online.v1"
+
+
+def test_aliases_within_the_bound_load_and_errors_still_find_their_line(tmp_path):
+    text = GOOD.replace("training:\n  epochs: 1", "training: &budget\n  epochs: 1").replace(
+        "  - name: naive\n", "  - name: naive\n    training: *budget\n")
+    config = load_config(write(tmp_path, text))
+    assert config.strategies[0].training.epochs == 1
+    with pytest.raises(ConfigError, match=r"config.yaml:4: field 'training.epochs'"):
+        load_config(write(tmp_path, text.replace("epochs: 1", "epochs: 0")))

@@ -254,13 +254,19 @@ def test_a_run_whose_stream_cannot_be_built_leaves_no_folder(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_a_run_failing_before_its_first_task_leaves_error_txt(tmp_path, monkeypatch):
-    def broken(self, ctx):
-        raise RuntimeError("setup broke")
+def test_a_run_failing_before_its_first_task_leaves_no_folder_and_one_failing_in_it_leaves_error_txt(
+        tmp_path, monkeypatch):
+    def broken(self, *args):
+        raise RuntimeError("strategy broke")
     monkeypatch.setattr("lifelong.strategies.naive.Naive.setup", broken)
     with pytest.raises(RuntimeError):
         run_experiment(config(tmp_path), out=tmp_path / "run", progress=False)
-    assert "setup broke" in (tmp_path / "run/error.txt").read_text()
+    assert not (tmp_path / "run").exists()  # the preflight sets every strategy up before the folder is made
+    monkeypatch.undo()
+    monkeypatch.setattr("lifelong.strategies.naive.Naive.learn", broken)
+    with pytest.raises(Exception):
+        run_experiment(config(tmp_path), out=tmp_path / "run", progress=False)
+    assert "strategy broke" in (tmp_path / "run/error.txt").read_text()
 
 
 @pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")

@@ -11,6 +11,7 @@ config already runs as a strategy is read off that record instead of being train
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 import json
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -74,7 +75,7 @@ def compute_references(config, stream: Stream, device: torch.device, records: li
                        cache: ReferenceCache, log=None) -> dict:
     """References for every (strategy, seed) of the run, as written to references.json."""
     joint_at = config.references.joint_tasks(len(stream))
-    tasks = tuple(task.to(device) for task in stream.tasks)
+    tasks = stream.tasks  # built when a reference needs them
     entries = []
     for seed in config.seeds:
         for budget in _budgets(config, records, seed):
@@ -107,7 +108,7 @@ def _budgets(config, records: list[LifetimeRecord], seed: int) -> list[_Budget]:
 
 
 def _scores(kind: str, wanted: list[int], listed: LifetimeRecord | None, ctx: StrategyContext,
-            tasks: tuple[Task, ...], cache: ReferenceCache, key: str, content: dict) -> tuple[dict[int, float], str]:
+            tasks: Sequence[Task], cache: ReferenceCache, key: str, content: dict) -> tuple[dict[int, float], str]:
     """Scores at the wanted k: from the run's own strategy, else the cache, training what is missing."""
     if listed is not None:  # its record's diagonal R[k][k] is the reference (all k, at no cost)
         scores = {k: float(listed.scores[k, k - 1]) for k in range(1, len(tasks) + 1)}
@@ -126,13 +127,13 @@ def _scores(kind: str, wanted: list[int], listed: LifetimeRecord | None, ctx: St
     return {k: scores[k] for k in wanted}, f"{len(wanted) - len(missing)} from cache, {len(missing)} trained"
 
 
-def _train_and_score(strategy: Strategy, kind: str, ctx: StrategyContext, tasks: tuple[Task, ...], k: int) -> float:
+def _train_and_score(strategy: Strategy, kind: str, ctx: StrategyContext, tasks: Sequence[Task], k: int) -> float:
     """Train the reference for task k (1-based) and score it on task k as the run's evaluator would."""
-    task = tasks[k - 1]
+    task = tasks[k - 1].to(ctx.device)
     if kind == "joint":
         # Joint retrains from scratch on `seen` + the new task, so setting `seen` gives the joint
         # model on 1..k directly, identical to the one the strategy holds after task k.
-        strategy.seen = list(tasks[:k - 1])
+        strategy.seen = [seen.to(ctx.device) for seen in tasks[:k - 1]]
     strategy.learn(task)
     spec = ctx.evaluation
     if spec.mode == "few-shot":

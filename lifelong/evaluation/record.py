@@ -26,6 +26,7 @@ class LifetimeRecord:
     peak_memory_mb: np.ndarray = None
     train_stats: list[dict] = field(default_factory=list)
     curves: np.ndarray | None = None
+    completed: int = 0  # tasks trained and (as the schedule says) evaluated; set by the orchestrator
 
     def __post_init__(self) -> None:
         n = len(self.task_names)
@@ -37,11 +38,6 @@ class LifetimeRecord:
     @property
     def n_tasks(self) -> int:
         return len(self.task_names)
-
-    @property
-    def completed(self) -> int:
-        """How many tasks have been trained and evaluated (rows 1..completed are filled)."""
-        return int(np.sum(~np.isnan(self.scores[1:, 0])))
 
     @property
     def score_name(self) -> str:
@@ -82,11 +78,12 @@ class LifetimeRecord:
         return {"strategy": self.strategy, "seed": self.seed, "task_names": self.task_names, "kind": self.kind,
                 "scores": self.scores.tolist(), "losses": self.losses.tolist(),
                 "train_seconds": self.train_seconds.tolist(), "peak_memory_mb": self.peak_memory_mb.tolist(),
-                "train_stats": self.train_stats, "curves": None if self.curves is None else self.curves.tolist()}
+                "train_stats": self.train_stats, "curves": None if self.curves is None else self.curves.tolist(),
+                "completed": self.completed}
 
     @classmethod
     def from_state(cls, state: dict) -> LifetimeRecord:
         arrays = {k: np.array(state[k], dtype=float) for k in ("scores", "losses", "train_seconds", "peak_memory_mb")}
         curves = None if state.get("curves") is None else np.array(state["curves"], dtype=float)
         return cls(state["strategy"], state["seed"], list(state["task_names"]), state["kind"], **arrays,
-                   train_stats=list(state["train_stats"]), curves=curves)
+                   train_stats=list(state["train_stats"]), curves=curves, completed=state["completed"])

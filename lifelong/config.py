@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from lifelong.evaluation.fewshot import EvaluationSpec
 from lifelong.models import ModelSpec
 from lifelong.strategies.registry import UnknownStrategyError, strategy_class
+from lifelong.streams.memory import check_fits
 from lifelong.streams.spec import StreamSpec
 from lifelong.training import TrainingSpec
 
@@ -94,6 +95,13 @@ class ExperimentConfig(BaseModel):
         repeated = sorted({x for x in labels if labels.count(x) > 1})
         if repeated:
             raise ValueError(f"strategies repeat the label(s) {repeated}; give each a distinct `label:`")
+        return self
+
+    @model_validator(mode="after")
+    def _stream_fits(self):
+        """The schedule's tasks exist, and what the stream keeps resident fits in memory."""
+        self.evaluation.check_stream(self.stream.n_tasks)
+        check_fits(self.stream, self.evaluation.sample_size)
         return self
 
     def training_for(self, entry: StrategyEntry) -> TrainingSpec:

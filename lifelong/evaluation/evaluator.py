@@ -38,6 +38,7 @@ class TestSet:
     y: torch.Tensor
     segment: torch.Tensor
     starts: tuple[int, ...]
+    counts: torch.Tensor
     masks: torch.Tensor | None
 
     @classmethod
@@ -47,29 +48,28 @@ class TestSet:
         starts = tuple(np.cumsum([0] + [len(t.y_test) for t in tasks]).tolist())
         sizes = torch.tensor(np.diff(starts), device=y.device)
         segment = torch.repeat_interleave(torch.arange(len(tasks), device=y.device), sizes)
+        counts = sizes.to(torch.get_default_dtype())
         masks = [output_mask(t, n_outputs, y.device) for t in tasks]
         mask_rows = None
         if any(m is not None for m in masks):
             mask_rows = torch.stack([torch.zeros(n_outputs, device=y.device) if m is None else m for m in masks])
         views = tuple(Task(t.id, t.name, t.kind, t.x_train, t.y_train, x[a:b], y[a:b], classes=t.classes,
                            label=t.label, meta=t.meta) for t, a, b in zip(tasks, starts, starts[1:]))
-        return cls(views, x, y, segment, starts, mask_rows)
+        return cls(views, x, y, segment, starts, counts, mask_rows)
 
     def head(self, k: int) -> TestSet:
         """The first k tasks (views, no copy)."""
         end = self.starts[k]
         return TestSet(self.tasks[:k], self.x[:end], self.y[:end], self.segment[:end], self.starts[:k + 1],
-                       None if self.masks is None else self.masks[:k])
+                       self.counts[:k], None if self.masks is None else self.masks[:k])
 
 
 @torch.no_grad()
 def evaluate_test_set(strategy, test_set: TestSet) -> np.ndarray:
     """[score, loss] of every task of the test set: shape (tasks, 2). Accuracy and cross-entropy,
     or -MSE and MSE (squared error summed over outputs, averaged over examples)."""
-    n = len(test_set.tasks)
     regression = test_set.tasks[0].kind == "regression"
-    correct = torch.zeros(n, device=test_set.y.device)
-    loss = torch.zeros(n, device=test_set.y.device)
+    sums = torch.zeros(2, len(test_set.tasks), device=test_set.y.device)  # correct predictions, loss
     for first, rows in _predictor_groups(strategy, test_set.tasks).items():
         outputs_of = strategy.predictor(test_set.tasks[first])
         for start, end in rows:
@@ -77,15 +77,14 @@ def evaluate_test_set(strategy, test_set: TestSet) -> np.ndarray:
                 hi = min(lo + EVAL_BATCH, test_set.starts[end])
                 out, y, segment = outputs_of(test_set.x[lo:hi]), test_set.y[lo:hi], test_set.segment[lo:hi]
                 if regression:
-                    loss.index_add_(0, segment, (out.reshape(y.shape) - y).square().flatten(1).sum(1))
+                    sums[1].index_add_(0, segment, (out.reshape(y.shape) - y).square().flatten(1).sum(1))
                     continue
                 if test_set.masks is not None:
                     out = out + test_set.masks[segment]
-                loss.index_add_(0, segment, F.cross_entropy(out, y, reduction="none"))
-                correct.index_add_(0, segment, (out.argmax(1) == y).to(correct.dtype))
-    counts = torch.tensor(np.diff(test_set.starts), dtype=loss.dtype, device=loss.device)
-    losses = loss / counts
-    scores = -losses if regression else correct / counts
+                sums[1].index_add_(0, segment, F.cross_entropy(out, y, reduction="none"))
+                sums[0].index_add_(0, segment, (out.argmax(1) == y).to(sums.dtype))
+    losses = sums[1] / test_set.counts
+    scores = -losses if regression else sums[0] / test_set.counts
     return torch.stack([scores, losses], 1).cpu().numpy().astype(float)
 
 

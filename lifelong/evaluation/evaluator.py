@@ -43,25 +43,57 @@ class TestSet:
 
     @classmethod
     def of(cls, tasks, n_outputs: int) -> TestSet:
-        tasks = [task.test_only() for task in tasks]
-        x, y = torch.cat([t.x_test for t in tasks]), torch.cat([t.y_test for t in tasks])
-        starts = tuple(np.cumsum([0] + [len(t.y_test) for t in tasks]).tolist())
+        """Copy the test splits of `tasks` (an iterable: each task may be released once copied)."""
+        x, y = _Rows(), _Rows()
+        headers, starts = [], [0]  # no tensor is kept per task while building (see `_Rows`)
+        for task in tasks:
+            x.append(task.x_test)
+            y.append(task.y_test)
+            starts.append(starts[-1] + len(task.y_test))
+            headers.append((task.id, task.name, task.kind, task.classes, task.label, task.meta))
+        x, y = x.rows(), y.rows()
+        no_x, no_y = x[:0], y[:0]  # evaluation keeps no training data
+        views = tuple(Task(*header[:3], no_x, no_y, x[a:b], y[a:b], classes=header[3], label=header[4],
+                           meta=header[5]) for header, a, b in zip(headers, starts, starts[1:]))
         sizes = torch.tensor(np.diff(starts), device=y.device)
-        segment = torch.repeat_interleave(torch.arange(len(tasks), device=y.device), sizes)
-        counts = sizes.to(torch.get_default_dtype())
-        masks = [output_mask(t, n_outputs, y.device) for t in tasks]
+        segment = torch.repeat_interleave(torch.arange(len(views), device=y.device), sizes)
+        masks = [output_mask(task, n_outputs, y.device) for task in views]
         mask_rows = None
         if any(m is not None for m in masks):
             mask_rows = torch.stack([torch.zeros(n_outputs, device=y.device) if m is None else m for m in masks])
-        views = tuple(Task(t.id, t.name, t.kind, t.x_train, t.y_train, x[a:b], y[a:b], classes=t.classes,
-                           label=t.label, meta=t.meta) for t, a, b in zip(tasks, starts, starts[1:]))
-        return cls(views, x, y, segment, starts, counts, mask_rows)
+        return cls(views, x, y, segment, tuple(starts), sizes.to(torch.get_default_dtype()), mask_rows)
 
     def head(self, k: int) -> TestSet:
         """The first k tasks (views, no copy)."""
         end = self.starts[k]
         return TestSet(self.tasks[:k], self.x[:end], self.y[:end], self.segment[:end], self.starts[:k + 1],
                        self.counts[:k], None if self.masks is None else self.masks[:k])
+
+
+class _Rows:
+    """Tensors appended into one buffer that doubles when full.
+
+    Each piece is copied and can be freed with its task: keeping a small test split per task
+    would pin a slice of each freed training split on the heap, and memory would grow with the
+    number of tasks although nothing else is kept.
+    """
+
+    def __init__(self):
+        self.buffer, self.filled = None, 0
+
+    def append(self, piece: torch.Tensor) -> None:
+        end = self.filled + len(piece)
+        if self.buffer is None or end > len(self.buffer):
+            grown = piece.new_empty((max(2 * end, 1024), *piece.shape[1:]))
+            if self.buffer is not None:
+                grown[:self.filled] = self.buffer[:self.filled]
+            self.buffer = grown
+        self.buffer[self.filled:end] = piece
+        self.filled = end
+
+    def rows(self) -> torch.Tensor:
+        """What was appended, in a tensor of its own size."""
+        return self.buffer[:self.filled].clone()
 
 
 @torch.no_grad()

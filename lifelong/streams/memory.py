@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lifelong.streams.registry import SourceSize, SourceSpec, StreamSpecBase
+from lifelong.streams.registry import SourceSize, SourceSpec, StreamSpecBase, TaskFootprint
 from lifelong.streams.sources import DataError, find_idx_files, idx_shape
 
 FLOAT, LABEL = 4, 8
@@ -50,11 +50,17 @@ def source_size(spec: StreamSpecBase) -> SourceSize | None:
 def estimate_bytes(spec: StreamSpecBase, evaluated_tasks: int | None = None) -> int:
     """Bytes resident for the stream when `evaluated_tasks` tasks (default all) are evaluated."""
     source = source_size(spec)
-    task = spec.task_footprint(source)
+    task = spec.task_footprint(source) or TaskFootprint(0, 0, 0)
     evaluated = spec.n_tasks if evaluated_tasks is None else evaluated_tasks
     dataset = (source.n_train + source.n_test) * source.row_bytes if source else 0
     return dataset + task.row_bytes * (evaluated * task.test_rows
                                        + min(RESIDENT_TASKS, spec.n_tasks) * (task.train_rows + task.test_rows))
+
+
+def tasks_bytes(spec: StreamSpecBase) -> int | None:
+    """Bytes of all the stream's tasks built at once (None: unknown)."""
+    task = spec.task_footprint(source_size(spec))
+    return None if task is None else spec.n_tasks * (task.train_rows + task.test_rows) * task.row_bytes
 
 
 def available_bytes() -> int | None:
@@ -74,7 +80,7 @@ def check_fits(spec: StreamSpecBase, evaluated_tasks: int | None = None) -> None
     if available is None or needed <= HEADROOM * available:
         return
     evaluated = spec.n_tasks if evaluated_tasks is None else evaluated_tasks
-    test_rows = spec.task_footprint(source_size(spec)).test_rows
+    test_rows = (spec.task_footprint(source_size(spec)) or TaskFootprint(0, 0, 0)).test_rows
     raise ValueError(
         f"stream {spec.name!r} needs about {needed / 1e9:.1f} GB resident ({evaluated} evaluated tasks x "
         f"{test_rows} test examples, plus the dataset), but this machine has {available / 1e9:.1f} GB available; "

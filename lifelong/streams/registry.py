@@ -29,9 +29,10 @@ class StreamSpecBase(BaseModel):
     seed: int = Field(default=0, ge=0, description="stream seed: class order, permutations, subsets")
     n_tasks: int = Field(ge=1, le=100_000)
 
-    def task_footprint(self, source: SourceSize | None) -> TaskFootprint:
-        """How large one task is at most (for the memory estimate of `lifelong.streams.memory`)."""
-        raise NotImplementedError(f"builder {type(self).__name__} gives no task_footprint")
+    def task_footprint(self, source: SourceSize | None) -> TaskFootprint | None:
+        """How large one task is at most, for `lifelong.streams.memory` (None: unknown, so the
+        stream's tasks are never all kept and its memory estimate counts only the dataset)."""
+        return None
 
 
 class SourceSpec(StreamSpecBase):

@@ -61,7 +61,8 @@ class Tasks(Sequence):
 
     `build(i)` derives task i from its own seed, so building it twice gives the same tensors;
     the last `keep` tasks built are kept, so the orchestrator and a strategy asking for the same
-    task do not build it twice. Names are known up front (the record's columns need them).
+    task do not build it twice (a small stream keeps them all, see `build_stream`). Names are
+    known up front (the record's columns need them).
     """
 
     def __init__(self, names: Sequence[str], build: Callable[[int], Task], keep: int = 2):

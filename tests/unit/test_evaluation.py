@@ -192,3 +192,15 @@ def test_completed_is_set_by_the_orchestrator_and_resume_under_a_schedule_ends_w
     full = played(spec)
     assert resumed.completed == full.completed == 5
     assert np.array_equal(resumed.scores, full.scores, equal_nan=True)
+
+
+def test_the_test_set_keeps_one_copy_of_the_test_splits_and_no_training_data():
+    stream = blob_stream(3, scenario="task-il")
+    test_set = evaluator.TestSet.of(stream.tasks, stream.n_outputs)
+    assert test_set.starts == (0, 80, 160, 240) and test_set.segment.tolist() == [0] * 80 + [1] * 80 + [2] * 80
+    for task, original in zip(test_set.tasks, stream.tasks):
+        assert task.x_test.untyped_storage().data_ptr() == test_set.x.untyped_storage().data_ptr()
+        assert torch.equal(task.x_test, original.x_test) and len(task.x_train) == 0
+    assert test_set.masks[1].tolist() == [float("-inf")] * 2 + [0.0] * 2 + [float("-inf")] * 2
+    head = test_set.head(2)
+    assert len(head.tasks) == 2 and len(head.x) == 160 and head.counts.tolist() == [80.0, 80.0]

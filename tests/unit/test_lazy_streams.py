@@ -10,7 +10,7 @@ import torch
 from pydantic import TypeAdapter
 
 from lifelong.config import ConfigError, load_config
-from lifelong.streams import memory, registry
+from lifelong.streams import builders, memory, registry
 from lifelong.streams.builders import build_stream
 from lifelong.streams.builtin import domain
 from lifelong.streams.registry import Recipe, StreamSpecBase, stream_builder
@@ -35,7 +35,8 @@ def test_building_a_stream_builds_no_task_yet_names_them_all(monkeypatch):
     assert built == [499]
 
 
-def test_a_task_built_again_is_the_same_task_and_old_tasks_are_released():
+def test_a_task_built_again_is_the_same_task_and_old_tasks_are_released(monkeypatch):
+    monkeypatch.setattr(builders, "KEEP_ALL_BYTES", 60 * 2**20)  # 200 tasks of 1367 images: 72 MB
     stream = permuted(200, test_per_task=20)
     first = stream.tasks[3]
     alive = [weakref.ref(task) for task in stream.tasks]  # the whole stream, held weakly
@@ -49,6 +50,13 @@ def test_a_task_built_again_is_the_same_task_and_old_tasks_are_released():
     assert [t.id for t in stream.tasks[5:8]] == [5, 6, 7] and stream.tasks[-1].id == 199
     with pytest.raises(IndexError, match="task index 200 out of range for 200 tasks"):
         stream.tasks[200]
+
+
+def test_a_small_stream_keeps_every_task_it_built_so_strategies_and_seeds_share_them(monkeypatch):
+    monkeypatch.setattr(builders, "KEEP_ALL_BYTES", 80 * 2**20)
+    stream = permuted(200, test_per_task=20)
+    first = [task for task in stream.tasks]
+    assert all(a is b for a, b in zip(first, stream.tasks))
 
 
 @pytest.mark.parametrize("fields,message", [

@@ -4,6 +4,8 @@
 training), higher is better (accuracy, or negative MSE for regression). `losses` is the test
 loss in the same layout. Per-task wall time and peak memory are kept beside them. Under
 few-shot evaluation `curves[i, j, s]` is the score after s adaptation steps (scores = last step).
+Cells an evaluation schedule skipped (`evaluation.every`, `evaluation.tasks`) are NaN, so
+`completed`, the number of tasks trained, is kept explicitly rather than read off the matrix.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lifelong.evaluation.evaluator import evaluate_stream, evaluate_stream_few_shot
@@ -96,7 +97,8 @@ def compute_references(config, stream: Stream, device: torch.device, records: li
 
 def _budgets(config, records: list[LifetimeRecord], seed: int) -> list[_Budget]:
     by_spec: dict[str, _Budget] = {}
-    complete = {r.strategy: r for r in records if r.seed == seed and r.completed == r.n_tasks}
+    complete = {r.strategy: r for r in records if r.seed == seed and r.completed == r.n_tasks
+                and not np.isnan(np.diagonal(r.scores[1:])).any()}  # a schedule may have skipped some
     for entry in config.strategies:
         training = config.training_for(entry)
         budget = by_spec.setdefault(training.model_dump_json(), _Budget(training))

@@ -204,3 +204,23 @@ def test_the_test_set_keeps_one_copy_of_the_test_splits_and_no_training_data():
     assert test_set.masks[1].tolist() == [float("-inf")] * 2 + [0.0] * 2 + [float("-inf")] * 2
     head = test_set.head(2)
     assert len(head.tasks) == 2 and len(head.x) == 160 and head.counts.tolist() == [80.0, 80.0]
+
+
+def test_a_listed_reference_whose_diagonal_a_schedule_skipped_is_trained_instead(tmp_path, monkeypatch):
+    from lifelong.config import ExperimentConfig
+    from lifelong.report import ReportResult
+    from lifelong.run import run_experiment
+
+    monkeypatch.setattr("lifelong.run.write_report", lambda folder: ReportResult([], []))
+    config = ExperimentConfig.model_validate({
+        "name": "tiny", "device": "cpu", "model": {"hidden": [16]}, "evaluation": {"every": 2},
+        "stream": {"name": "r", "builder": "repeat", "dataset": "digits", "classes": [0, 1], "n_tasks": 3,
+                   "train_per_task": 40, "test_per_task": 40},
+        "training": {"epochs": 1, "batch_size": 16, "lr": 0.05}, "strategies": [{"name": "independent"}],
+        "references": {"cache_dir": str(tmp_path / "cache"), "joint_at": [3]}})
+    result = run_experiment(config, out=tmp_path / "run", progress=False)
+    assert np.isnan(result.records[0].scores[1, 0])  # row 1 skipped: the diagonal is not all there
+    entry = result.references["entries"][0]
+    assert entry["independent_source"] == "0 from cache, 3 trained"
+    assert np.isfinite(entry["independent"]).all()
+    assert entry["independent"][1] == result.records[0].scores[2, 1]  # the same learner, trained alone

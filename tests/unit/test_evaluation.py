@@ -224,3 +224,18 @@ def test_a_listed_reference_whose_diagonal_a_schedule_skipped_is_trained_instead
     assert entry["independent_source"] == "0 from cache, 3 trained"
     assert np.isfinite(entry["independent"]).all()
     assert entry["independent"][1] == result.records[0].scores[2, 1]  # the same learner, trained alone
+
+
+def test_the_progress_line_says_when_a_row_was_not_evaluated():
+    import io
+
+    from rich.console import Console
+
+    from lifelong.progress import ProgressDisplay
+
+    out = io.StringIO()
+    display = ProgressDisplay(5, Console(file=out, width=200))
+    played(EvaluationSpec(every=2, tasks="seen"), callbacks=[display])
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 5 and "T1: not evaluated" in lines[0] and "T2: accuracy seen=" in lines[1]
+    assert "nan" not in out.getvalue()

@@ -29,8 +29,8 @@ EVAL_BATCH = 4096
 class TestSet:
     """The test splits of some tasks, concatenated: task i owns rows starts[i]:starts[i+1].
 
-    `tasks` are the tasks without their training data (`Task.test_only`), their test tensors
-    views into `x` and `y`; `masks` holds each task's additive logit mask (None: no task has one).
+    `tasks` are the tasks with an empty training split and their test tensors views into `x`
+    and `y`; `masks` holds each task's additive logit mask (None: no task has one).
     """
 
     tasks: tuple[Task, ...]

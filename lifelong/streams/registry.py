@@ -48,12 +48,12 @@ class DatasetSpec(SourceSpec):
     train_per_task: int | None = Field(default=None, ge=1, description="cap on training examples per task")
     test_per_task: int | None = Field(default=None, ge=1, description="cap on test examples per task")
 
-    def task_footprint(self, source: SourceSize | None) -> TaskFootprint:
+    def task_footprint(self, source: SourceSize | None) -> TaskFootprint | None:
         """At most the whole dataset per task, less where the caps say so."""
-        n_train, n_test = (source.n_train, source.n_test) if source else (self.train_per_task, self.test_per_task)
-        return TaskFootprint(min(filter(None, (self.train_per_task, n_train)), default=0),
-                             min(filter(None, (self.test_per_task, n_test)), default=0),
-                             source.row_bytes if source else 0)
+        if source is None:
+            return None
+        return TaskFootprint(min(self.train_per_task or source.n_train, source.n_train),
+                             min(self.test_per_task or source.n_test, source.n_test), source.row_bytes)
 
 
 @dataclass(frozen=True)

@@ -130,3 +130,17 @@ def test_a_stream_too_large_for_memory_is_refused_at_validation_with_the_numbers
         load_config(write_config(tmp_path, stream))
     config = load_config(write_config(tmp_path, stream, "evaluation: {tasks: sample(50)}"))
     assert config.evaluation.sample_size == 50
+
+
+def test_an_idx_folder_is_sized_from_its_file_headers_without_loading_it(tmp_path):
+    from lifelong.streams.sources import IDX_FILES, write_idx
+
+    shapes = {"x_train": (30, 5, 4), "y_train": (30,), "x_test": (12, 5, 4), "y_test": (12,)}
+    for key, stem in IDX_FILES.items():
+        write_idx(tmp_path / (stem + (".gz" if key.startswith("x") else "")), torch.zeros(shapes[key], dtype=torch.uint8))
+    spec = TypeAdapter(StreamSpec).validate_python(dict(name="i", builder="permuted", dataset="idx",
+                                                        data_root=str(tmp_path), n_tasks=4, test_per_task=5))
+    assert memory.source_size(spec) == memory.SourceSize(30, 12, 1, 20 * 4 + 8)
+    assert memory.estimate_bytes(spec) == (42 + 4 * 5 + 3 * (30 + 5)) * 88
+    missing = spec.model_copy(update={"data_root": str(tmp_path / "nowhere")})
+    assert memory.source_size(missing) is None and memory.estimate_bytes(missing) == 0

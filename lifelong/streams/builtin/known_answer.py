@@ -42,10 +42,10 @@ class UnrelatedSpec(DatasetSpec):
     scenario: Literal["task-il"] = "task-il"
     classes_per_task: int = Field(default=2, ge=2)
 
-    def task_footprint(self, source: SourceSize | None) -> TaskFootprint:
+    def task_footprint(self, source: SourceSize | None) -> TaskFootprint | None:
         whole = super().task_footprint(source)
-        if source is None:
-            return whole
+        if whole is None:
+            return None
         share = self.classes_per_task / source.n_classes
         return TaskFootprint(min(whole.train_rows, math.ceil(source.n_train * share)),
                              min(whole.test_rows, math.ceil(source.n_test * share)), whole.row_bytes)

@@ -25,9 +25,10 @@ class _NWaySpec(SourceSpec):
     test_per_class: int = Field(default=40, ge=1, description="test examples kept per class (the query)")
     eval_episodes: int = Field(default=10, ge=1, description="held-out episodes averaged per evaluation")
 
-    def task_footprint(self, source: SourceSize | None) -> TaskFootprint:
-        return TaskFootprint(self.ways * self.train_per_class, self.ways * self.test_per_class,
-                             source.row_bytes if source else 0)
+    def task_footprint(self, source: SourceSize | None) -> TaskFootprint | None:
+        if source is None:
+            return None
+        return TaskFootprint(self.ways * self.train_per_class, self.ways * self.test_per_class, source.row_bytes)
 
 
 class NWaySpec(_NWaySpec):

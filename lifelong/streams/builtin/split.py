@@ -34,11 +34,11 @@ class SplitSpec(DatasetSpec):
         size = self.classes_per_task
         return list(size) if isinstance(size, list) else [size] * self.n_tasks
 
-    def task_footprint(self, source: SourceSize | None) -> TaskFootprint:
+    def task_footprint(self, source: SourceSize | None) -> TaskFootprint | None:
         """The largest group's share of the dataset, capped as the spec says."""
         whole = super().task_footprint(source)
-        if source is None:
-            return whole
+        if whole is None:
+            return None
         share = max(self.task_sizes) / source.n_classes
         return TaskFootprint(min(whole.train_rows, math.ceil(source.n_train * share)),
                              min(whole.test_rows, math.ceil(source.n_test * share)), whole.row_bytes)

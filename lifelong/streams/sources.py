@@ -134,8 +134,9 @@ def idx_shape(path: str | os.PathLike) -> tuple[int, ...]:
     """The shape an IDX file stores, read from its header alone (no data is loaded)."""
     path = Path(path)
     with open(path, "rb") as raw:
-        stream = gzip.GzipFile(fileobj=raw) if raw.read(2) == _GZIP_MAGIC else raw
-        stream.seek(0)
+        gzipped = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
         head = stream.read(4)
         if len(head) < 4 or head[:2] != b"\0\0":
             raise DataError(f"{path}: not an IDX file")

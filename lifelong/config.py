@@ -16,6 +16,7 @@ from lifelong.models import ModelSpec
 from lifelong.specfiles import (describe, find_config, load_stream_spec, nearest_line, parse_yaml, read_yaml,
                                 stream_files)
 from lifelong.strategies.registry import UnknownStrategyError, strategy_class
+from lifelong.streams.memory import check_fits
 from lifelong.streams.spec import StreamSpec
 from lifelong.training import TrainingSpec
 
@@ -138,6 +139,19 @@ class ExperimentConfig(BaseModel):
             raise _field_error(("references", "joint_at"), joint_at,
                                f"lists {wrong}, outside the stream's tasks 1..{n_tasks}; give task numbers "
                                f"from 1 to {n_tasks}, or `all` or `auto`")
+        return self
+
+    @model_validator(mode="after")
+    def _stream_fits(self):
+        """The schedule's tasks exist, and what the stream keeps resident fits in memory."""
+        try:
+            self.evaluation.check_stream(self.stream.n_tasks)
+        except ValueError as error:
+            raise _field_error(("evaluation", "tasks"), self.evaluation.tasks, str(error)) from None
+        try:
+            check_fits(self.stream, self.evaluation.sample_size)
+        except ValueError as error:
+            raise _field_error(("stream", "n_tasks"), self.stream.n_tasks, str(error)) from None
         return self
 
     def training_for(self, entry: StrategyEntry) -> TrainingSpec:

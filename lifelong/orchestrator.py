@@ -10,9 +10,9 @@ import torch
 
 from lifelong.errors import UserError
 from lifelong.callbacks import Callback
-from lifelong.evaluation.evaluator import evaluate_stream, evaluate_stream_few_shot
-from lifelong.evaluation.fewshot import support_set
+from lifelong.evaluation.evaluator import evaluate_stream_few_shot, evaluate_test_set, few_shot_set_of, test_set_of
 from lifelong.evaluation.record import LifetimeRecord
+from lifelong.evaluation.schedule import Schedule
 from lifelong.strategies.base import Strategy, StrategyContext
 from lifelong.training import NonFiniteLossError
 
@@ -23,15 +23,17 @@ class StrategyError(UserError, RuntimeError):
 
 def play(strategy: Strategy, ctx: StrategyContext, label: str, callbacks: list[Callback] = (),
          record: LifetimeRecord | None = None) -> LifetimeRecord:
-    """Evaluate all tasks before training (row 0), then learn each task and evaluate all tasks again.
+    """Evaluate before training (row 0), then learn each task and evaluate as the schedule says
+    (`evaluation.every`, `evaluation.tasks`; by default every task after every task).
 
-    Given a partly filled `record` (resume, with the strategy's state already loaded), it goes
-    on after the last completed task.
+    Tasks are built when reached and released after; only what evaluation needs (the evaluated
+    tasks' test splits) is kept. Given a partly filled `record` (resume, with the strategy's state
+    already loaded), it goes on after the last completed task.
     """
     stream = ctx.stream
-    tasks = tuple(task.to(ctx.device) for task in stream.tasks)
-    record = record or LifetimeRecord(label, ctx.seed, [t.name for t in tasks], stream.kind)
-    evaluate = _evaluator(strategy, ctx, tasks, label, record)
+    schedule = Schedule.of(ctx.evaluation, len(stream), stream.seed)
+    record = record or LifetimeRecord(label, ctx.seed, list(stream.tasks.names), stream.kind)
+    evaluate = _evaluator(strategy, ctx, schedule, label, record)
     try:
         for cb in callbacks:
             cb.on_run_start(stream, record)
@@ -39,7 +41,8 @@ def play(strategy: Strategy, ctx: StrategyContext, label: str, callbacks: list[C
             evaluate(0, "before training")
             for cb in callbacks:
                 cb.on_eval(0, record)
-        for task in tasks[record.completed:]:
+        for index in range(record.completed, len(stream)):
+            task = stream.tasks[index].to(ctx.device)
             for cb in callbacks:
                 cb.on_task_start(task, record)
             started = time.perf_counter()
@@ -49,9 +52,10 @@ def play(strategy: Strategy, ctx: StrategyContext, label: str, callbacks: list[C
             record.peak_memory_mb[task.id] = _peak_memory_mb(ctx.device)
             record.train_stats.append(dict(stats or {}))
             row = task.id + 1
-            evaluate(row, f"evaluating after {task.name}")
-            for cb in callbacks:
-                cb.on_eval(row, record)
+            if schedule.evaluates(row):
+                evaluate(row, f"evaluating after {task.name}")
+                for cb in callbacks:
+                    cb.on_eval(row, record)
             record.completed = row
             for cb in callbacks:
                 cb.on_task_end(task, record, strategy)
@@ -64,23 +68,29 @@ def play(strategy: Strategy, ctx: StrategyContext, label: str, callbacks: list[C
     return record
 
 
-def _evaluator(strategy, ctx: StrategyContext, tasks, label: str, record: LifetimeRecord):
-    """A function filling row `row` of the record, standard or few-shot as the config says."""
-    spec = ctx.evaluation
+def _evaluator(strategy, ctx: StrategyContext, schedule: Schedule, label: str, record: LifetimeRecord):
+    """A function filling row `row` of the record on the tasks the schedule gives, standard or few-shot."""
+    spec, stream, pool = ctx.evaluation, ctx.stream, np.array(schedule.pool)
     if spec.mode == "standard":
+        test_set = test_set_of(stream, schedule.pool, ctx.device)
+
         def evaluate(row: int, when: str) -> None:
-            both = _guarded(lambda: evaluate_stream(strategy, tasks, ctx.stream.n_outputs), label, when)
-            record.scores[row], record.losses[row] = both[:, 0], both[:, 1]
+            k = schedule.scored(row)
+            both = _guarded(lambda: evaluate_test_set(strategy, test_set.head(k)), label, when)
+            record.scores[row, pool[:k]], record.losses[row, pool[:k]] = both[:, 0], both[:, 1]
         return evaluate
 
-    supports = [support_set(task, spec.shots, ctx.seed) for task in tasks]
+    held_out = few_shot_set_of(stream, schedule.pool, ctx.device, spec.shots, ctx.seed)
     if record.curves is None:
-        record.curves = np.full((len(tasks) + 1, len(tasks), spec.steps + 1), np.nan)
+        record.curves = np.full((len(stream) + 1, len(stream), spec.steps + 1), np.nan)
 
     def evaluate_few_shot(row: int, when: str) -> None:
-        curves = _guarded(lambda: evaluate_stream_few_shot(strategy, tasks, supports, spec.steps), label, when)
-        record.curves[row] = curves[:, :, 0]
-        record.scores[row], record.losses[row] = curves[:, -1, 0], curves[:, -1, 1]
+        k = schedule.scored(row)
+        part = held_out.head(k)
+        curves = _guarded(lambda: evaluate_stream_few_shot(strategy, part.tasks, part.supports, spec.steps), label,
+                          when)
+        record.curves[row, pool[:k]] = curves[:, :, 0]
+        record.scores[row, pool[:k]], record.losses[row, pool[:k]] = curves[:, -1, 0], curves[:, -1, 1]
     return evaluate_few_shot
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -26,9 +28,10 @@ class ProgressDisplay(Callback):
     def on_task_end(self, task, record, strategy) -> None:
         self.bar.advance(self.bar_id)
         if not self.interactive:
-            score = record.scores[task.id + 1]
-            self.console.print(f"[{record.strategy} seed {record.seed}] {task.name}: "
-                               f"{record.score_name} seen={score[:task.id + 1].mean():.4f} "
+            seen = record.scores[task.id + 1, :task.id + 1]
+            scored = seen[~np.isnan(seen)]  # an evaluation schedule may skip the row or some tasks
+            summary = f"{record.score_name} seen={scored.mean():.4f}" if len(scored) else "not evaluated"
+            self.console.print(f"[{record.strategy} seed {record.seed}] {task.name}: {summary} "
                                f"({record.train_seconds[task.id]:.2f}s)", highlight=False, markup=False)
 
     def close(self) -> None:

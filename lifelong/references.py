@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+from collections.abc import Sequence
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from filelock import FileLock
 
@@ -102,7 +104,7 @@ def compute_references(config, stream: Stream, device: torch.device, records: li
                        cache: ReferenceCache, log=None) -> dict:
     """References for every (strategy, seed) of the run, as written to references.json."""
     joint_at = config.references.joint_tasks(len(stream))
-    tasks = tuple(task.to(device) for task in stream.tasks)
+    tasks = stream.tasks  # built when a reference needs them
     entries = []
     for seed in config.seeds:
         for budget in _budgets(config, records, seed):
@@ -123,7 +125,8 @@ def compute_references(config, stream: Stream, device: torch.device, records: li
 
 def _budgets(config, records: list[LifetimeRecord], seed: int) -> list[_Budget]:
     by_spec: dict[str, _Budget] = {}
-    complete = {r.strategy: r for r in records if r.seed == seed and r.completed == r.n_tasks}
+    complete = {r.strategy: r for r in records if r.seed == seed and r.completed == r.n_tasks
+                and not np.isnan(np.diagonal(r.scores[1:])).any()}  # a schedule may have skipped some
     for entry in config.strategies:
         training = config.training_for(entry)
         budget = by_spec.setdefault(training.model_dump_json(), _Budget(training))
@@ -135,7 +138,7 @@ def _budgets(config, records: list[LifetimeRecord], seed: int) -> list[_Budget]:
 
 
 def _scores(kind: str, wanted: list[int], listed: LifetimeRecord | None, ctx: StrategyContext,
-            tasks: tuple[Task, ...], cache: ReferenceCache, key: str, content: dict) -> tuple[dict[int, float], str]:
+            tasks: Sequence[Task], cache: ReferenceCache, key: str, content: dict) -> tuple[dict[int, float], str]:
     """Scores at the wanted k: from the run's own strategy, else the cache, training what is missing."""
     if listed is not None:  # its record's diagonal R[k][k] is the reference (all k, at no cost)
         scores = {k: float(listed.scores[k, k - 1]) for k in range(1, len(tasks) + 1)}
@@ -156,13 +159,13 @@ def _scores(kind: str, wanted: list[int], listed: LifetimeRecord | None, ctx: St
     return {k: scores[k] for k in wanted}, f"{len(wanted) - len(missing)} from cache, {len(missing)} trained"
 
 
-def _train_and_score(strategy: Strategy, kind: str, ctx: StrategyContext, tasks: tuple[Task, ...], k: int) -> float:
+def _train_and_score(strategy: Strategy, kind: str, ctx: StrategyContext, tasks: Sequence[Task], k: int) -> float:
     """Train the reference for task k (1-based) and score it on task k as the run's evaluator would."""
-    task = tasks[k - 1]
+    task = tasks[k - 1].to(ctx.device)
     if kind == "joint":
         # Joint retrains from scratch on `seen` + the new task, so setting `seen` gives the joint
         # model on 1..k directly, identical to the one the strategy holds after task k.
-        strategy.seen = list(tasks[:k - 1])
+        strategy.seen = [seen.to(ctx.device) for seen in tasks[:k - 1]]
     strategy.learn(task)
     spec = ctx.evaluation
     if spec.mode == "few-shot":

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 # Purposes keep streams apart: the training shuffle of task 3 never equals the init of task 3.
-PURPOSES = {"stream": 0, "task": 1, "init": 2, "shuffle": 3, "buffer": 4, "episode": 5, "eval": 6}
+PURPOSES = {"stream": 0, "task": 1, "init": 2, "shuffle": 3, "buffer": 4, "episode": 5, "eval": 6, "schedule": 7}
 
 
 def derive_seed(seed: int, purpose: str, *index: int) -> int:

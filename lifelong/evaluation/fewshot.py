@@ -13,12 +13,13 @@ episodes do, with k training examples per class as support and the segment's tes
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lifelong.errors import ConfigError
 from lifelong.seeding import generator
@@ -28,8 +29,15 @@ from lifelong.streams.task import Task
 Support = tuple[torch.Tensor, torch.Tensor]
 
 
+TASK_CHOICES = "all, seen, seen+next or sample(n) with n >= 1"
+
+
 class EvaluationSpec(BaseModel):
-    """The `evaluation:` section: `standard` scores the learner as it is; `few-shot` adapts first."""
+    """The `evaluation:` section: `standard` scores the learner as it is; `few-shot` adapts first.
+
+    `every` and `tasks` make a schedule for lifetimes where the full matrix costs too much (see
+    `lifelong.evaluation.schedule`); cells a schedule skips stay NaN in the record.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -37,6 +45,30 @@ class EvaluationSpec(BaseModel):
     shots: int = Field(default=5, ge=1, le=10_000, description="support examples per class (per task for regression)")
     steps: int = Field(default=5, ge=0, le=1_000, description="inner SGD steps on the support set")
     inner_lr: float = Field(default=0.01, gt=0, le=10, description="step size when adapting non-meta strategies")
+    every: int = Field(default=1, ge=1, description="evaluate after every k-th task (and always before training "
+                                                    "and after the last task)")
+    tasks: str = Field(default="all", description="the tasks each evaluation scores: all, seen (trained so far), "
+                                                  "seen+next, or sample(n) (n tasks fixed by the stream seed)")
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_task_choice(cls, value: str) -> str:
+        value = value.replace(" ", "")
+        if value not in ("all", "seen", "seen+next") and not (re.fullmatch(r"sample\(\d+\)", value)
+                                                             and int(value[7:-1]) >= 1):
+            raise ValueError(f"{value!r} is not a task choice; use {TASK_CHOICES}")
+        return value
+
+    @property
+    def sample_size(self) -> int | None:
+        """n of `tasks: sample(n)`, else None."""
+        return int(self.tasks[7:-1]) if self.tasks.startswith("sample(") else None
+
+    def check_stream(self, n_tasks: int) -> None:
+        """Raise when the schedule asks for more tasks than the stream has."""
+        if self.sample_size is not None and self.sample_size > n_tasks:
+            raise ValueError(f"evaluation.tasks: sample({self.sample_size}) asks for more tasks than the stream's "
+                             f"{n_tasks}; lower n or use tasks: all")
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@
 training), higher is better (accuracy, or negative MSE for regression). `losses` is the test
 loss in the same layout. Per-task wall time and peak memory are kept beside them. Under
 few-shot evaluation `curves[i, j, s]` is the score after s adaptation steps (scores = last step).
-A cell never evaluated (an evaluation schedule skipped it) is NaN; `completed` counts the tasks
-trained, whatever was evaluated.
+Cells an evaluation schedule skipped (`evaluation.every`, `evaluation.tasks`) are NaN, so
+`completed`, the number of tasks trained, is kept explicitly rather than read off the matrix.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class LifetimeRecord:
     peak_memory_mb: np.ndarray = None
     train_stats: list[dict] = field(default_factory=list)
     curves: np.ndarray | None = None
-    completed: int = 0  # tasks trained (and their evaluation, if any, done); set by the orchestrator
+    completed: int = 0  # tasks trained and (as the schedule says) evaluated; set by the orchestrator
 
     def __post_init__(self) -> None:
         n = len(self.task_names)

@@ -1,14 +1,15 @@
 """The strategy protocol. A new strategy is one small file: subclass `Strategy`, override `learn`.
 
 Lifecycle, driven by the orchestrator: `setup(ctx)` once, then `learn(task)` for each task in
-order; between tasks the evaluator calls `predictor(task)` for every task of the stream.
+order; between tasks the evaluator calls `predictor(task)` once per `predictor_key(task)` (once
+in all, unless the predictor depends on the task: then override `predictor_key`).
 `state_dict()`/`load_state_dict()` hold everything needed to resume after a task.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Hashable
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -78,6 +79,15 @@ class Strategy:
     def predictor(self, task: Task, support: tuple[torch.Tensor, torch.Tensor] | None = None) -> Predictor:
         self.model.eval()
         return self.model
+
+    def predictor_key(self, task: Task) -> Hashable:
+        """Equal for tasks whose `predictor(task)` (no support) is the same function.
+
+        The evaluator asks `predictor` once per key and scores all tasks of a key in shared
+        batches. The default, one key for every task, holds when `predictor` ignores the task;
+        a strategy whose predictor depends on it (a model or head per task) must override this.
+        """
+        return None
 
     def adaptation_curve(self, task: Task, support: tuple[torch.Tensor, torch.Tensor], steps: int) -> torch.Tensor:
         """[score, loss] on the task's test set after 0..steps SGD steps on `support`: shape (steps+1, 2).

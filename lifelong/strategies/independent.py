@@ -35,6 +35,10 @@ class Independent(Strategy):
         model.eval()
         return model
 
+    def predictor_key(self, task: Task) -> int:
+        """A model per task: no two tasks share a predictor."""
+        return task.id
+
     def state_dict(self) -> dict:
         return {"models": {str(k): m.state_dict() for k, m in self.models.items()}}
 

@@ -46,7 +46,7 @@ class Replay(Strategy):
         shuffle = self.ctx.shuffle_generator(task)
         draw = torch.Generator(device=self.ctx.device).manual_seed(derive_seed(self.ctx.seed, "buffer", task.id, 1))
         n_replay = self.params.replay_batch_size or self.ctx.training.batch_size
-        masks = self._buffer_masks()
+        masks = None if mask is None else self._buffer_masks()  # no task has a mask unless this one does
 
         def batch_loss(idx: torch.Tensor) -> torch.Tensor:
             pick = torch.randint(self.filled, (n_replay,), generator=draw, device=self.ctx.device)

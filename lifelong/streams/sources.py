@@ -132,6 +132,19 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return array if dtype.isnative else array.astype(dtype.newbyteorder("="))
 
 
+def idx_shape(path: str | os.PathLike) -> tuple[int, ...]:
+    """The shape an IDX file stores, read from its header alone (no data is loaded)."""
+    path = Path(path)
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
+        head = stream.read(4)
+        if len(head) < 4 or head[:2] != b"\0\0":
+            raise DataError(f"{path}: not an IDX file")
+        return struct.unpack(f">{head[3]}I", stream.read(4 * head[3]))
+
+
 def write_idx(path: str | os.PathLike, array: np.ndarray | torch.Tensor) -> Path:
     """Write `array` as an IDX file, gzipped when `path` ends in '.gz'. Returns the path.
 
@@ -152,7 +165,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray | torch.Tensor) -> Path
     return path
 
 
-def _find_idx_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
+def find_idx_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
     """The four standard files in `folder` (uncompressed preferred), and the stems missing."""
     found, missing = {}, []
     for key, stem in IDX_FILES.items():
@@ -257,7 +270,7 @@ def fashion_mnist(data_root: str | os.PathLike | None = None) -> Dataset:
         folder, origin = Path(os.environ[FASHION_MNIST_ENV]), f"from ${FASHION_MNIST_ENV}"
     else:
         folder, origin = Path(FASHION_MNIST_DEFAULT_ROOT), "the default folder"
-    files, missing = _find_idx_files(folder)
+    files, missing = find_idx_files(folder)
     if missing:
         raise DataError(_missing_files_message("fashion_mnist", folder, origin, missing, [
             "apt-get install -y dataset-fashion-mnist   "
@@ -291,7 +304,7 @@ def idx(data_root: str | os.PathLike | None) -> Dataset:
                         "spec (the folder must hold " + ", ".join(IDX_FILES.values()) +
                         ", each gzipped or not)")
     folder = Path(data_root)
-    files, missing = _find_idx_files(folder)
+    files, missing = find_idx_files(folder)
     if missing:
         raise DataError(_missing_files_message("idx", folder, "from data_root", missing, [
             "put the four files (the standard MNIST names) in that folder",

@@ -6,7 +6,8 @@ import pytest
 import torch
 from pydantic import TypeAdapter
 
-from lifelong.streams.builders import build_stream, rotate
+from lifelong.streams.builders import build_stream
+from lifelong.streams.builtin.domain import rotate
 from lifelong.streams.sources import load_dataset
 from lifelong.streams.spec import StreamSpec
 

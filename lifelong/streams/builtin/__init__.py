@@ -1,0 +1,1 @@
+"""The shipped stream builders, one module each (see `lifelong.streams.registry`)."""

@@ -1,0 +1,69 @@
+"""The Ray backend: each run is a Ray task, on an existing cluster (`--address`) or on a Ray started here.
+
+Only this module imports ray. Workers must see the same `lifelong` code and the sweep folder (on a cluster
+of several machines: a shared file system); the driver's source folder is put on the workers' PYTHONPATH so
+a checkout works without installing. Each task asks for `cpus_per_run` CPUs (torch threads alike) and, on
+a cluster with GPUs, one GPU, which Ray assigns through CUDA_VISIBLE_DEVICES.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from lifelong.sweep.job import RunJob, RunOutcome, play_run
+from lifelong.sweep.spec import SweepError
+
+CONNECT_TIMEOUT_S = 10
+
+
+class RayBackend:
+    def __init__(self, address: str | None = None, cpus_per_run: int = 1):
+        try:
+            import ray
+        except ImportError:
+            raise SweepError("--backend ray needs Ray, which is not installed: pip install 'lifelong[ray]'") from None
+        self.ray, self.address, self.cpus_per_run = ray, address, cpus_per_run
+        if address not in (None, "auto", "local"):
+            _check_answers(address)
+        self._slots = None
+
+    @property
+    def slots(self) -> int:
+        """Runs that fit on the cluster at once (known once connected; until then, this machine's cores)."""
+        return self._slots or max(1, len(os.sched_getaffinity(0)) // self.cpus_per_run)
+
+    def launch(self, jobs: list[RunJob]) -> Iterator[RunOutcome]:
+        ray = self.ray
+        source = str(Path(__file__).resolve().parents[2])
+        python_path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
+        ray.init(address=self.address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": python_path}})
+        try:
+            resources = ray.cluster_resources()
+            gpus = 1 if resources.get("GPU", 0) >= 1 else 0
+            self._slots = max(1, int(resources.get("CPU", 1) // self.cpus_per_run))
+            task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=gpus, max_retries=0)(play_run)
+            pending = [task.remote(replace(job, threads=self.cpus_per_run)) for job in jobs]
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                yield ray.get(ready[0])
+        finally:
+            ray.shutdown()
+
+
+def _check_answers(address: str) -> None:
+    """Refuse, within CONNECT_TIMEOUT_S, an address where nothing listens (ray.init would wait for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise SweepError(f"--address {address!r}: write it as host:port (the head's GCS port, 6379 by default) "
+                         "or ray://host:port for Ray Client")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        raise SweepError(f"--address {address}: no Ray head answers there ({error}); start one with "
+                         f"`ray start --head --port={port}`, fix the address, or leave out --address to start a "
+                         "local Ray for this sweep") from None

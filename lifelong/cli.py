@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lifelong.config import ConfigError, load_config, load_stream_spec, parse_seeds, stream_files
@@ -29,7 +30,7 @@ USER_ERRORS = (ConfigError, DataError, NonFiniteLossError, StrategyError, FileNo
 
 
 def _fail(error: Exception) -> None:
-    errors.print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(2)
 
 

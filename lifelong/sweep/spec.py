@@ -61,22 +61,24 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> Sweep:
     runs = _expand(spec, path)
     base_data = yaml.safe_load(base.read_text())
     fixed = [override(key, value) for key, value in spec.set.items()]
-    _check_parameter_names(spec, path, base, fixed)
     planned, invalid = [], {}
     for parameters in runs:
         run_id = _run_id(parameters, base_data, spec.set)
         try:
             config = load_config(base, fixed + [override(k, v) for k, v in parameters.items()])
         except ConfigError as error:
-            invalid.setdefault(str(error), []).append(run_id)
+            field = _blame(str(error), [f"{'grid' if spec.grid is not None else 'list'}.{k}" for k in parameters]
+                           + [f"set.{k}" for k in spec.set])
+            invalid.setdefault((field, str(error)), []).append(run_id)
             continue
         planned.append(PlannedRun(run_id, parameters, config))
     if invalid:
-        problems = "\n".join(f"  runs {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}: {message}"
-                             for message, ids in invalid.items())
+        problems = "\n".join(f"  {f'field {field!r}' if field else 'the base config'} in runs "
+                             f"{', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}: "
+                             + message.replace("\n", "\n    ") for (field, message), ids in invalid.items())
         raise SweepError(f"{path}: {sum(map(len, invalid.values()))} of {len(runs)} runs are not valid configs, "
-                         f"so no run was started; fix the values below (`lifelong validate {base} KEY=VALUE` "
-                         f"checks one):\n{problems}")
+                         f"so no run was started; fix the name or value of each field below (a parameter is a "
+                         f"dotted config path, as in `lifelong run` overrides, e.g. training.lr):\n{problems}")
     _check_unique(planned, path)
     return Sweep(spec.name or path.stem, path, base, Path(out) if out else Path(spec.out) / (spec.name or path.stem),
                  planned)
@@ -141,21 +143,15 @@ def _expand(spec: SweepFile, path: Path) -> list[dict[str, Any]]:
     return [dict(zip(axes, combination)) for combination in itertools.product(*axes.values())]
 
 
-def _check_parameter_names(spec: SweepFile, path: Path, base: Path, fixed: list[str]) -> None:
-    """Each parameter alone on the base config, so a misspelt name is reported as the sweep's field."""
-    where = "grid" if spec.grid is not None else "list"
-    first_values = {}
-    for run in ([spec.grid] if spec.grid is not None else spec.runs):
-        for key, value in run.items():
-            first_values.setdefault(key, value[0] if where == "grid" else value)
-    for field, items in (("set", spec.set), (where, first_values)):
-        for key, value in items.items():
-            try:
-                load_config(base, (fixed if field != "set" else []) + [override(key, value)])
-            except ConfigError as error:
-                raise SweepError(f"{path}: field '{field}.{key}': the base config {base} does not take "
-                                 f"{override(key, value)!r}; check the parameter's name and value "
-                                 f"(dotted as in `lifelong run` overrides, e.g. training.lr):\n  {error}") from None
+def _blame(message: str, fields: list[str]) -> str | None:
+    """The sweep field ('grid.training.lr') whose config path the config error is about, if any."""
+    paths = re.findall(r"field '([^']+)'", message) + re.findall(r"override '([^'=]+)=", message)
+    for field in fields:
+        key = field.split(".", 1)[1]
+        key = {"strategy": "strategies", "seed": "seeds"}.get(key, key)
+        if any(p == key or p.startswith(key + ".") or key.startswith(p + ".") for p in paths):
+            return field
+    return None
 
 
 def _run_id(parameters: dict[str, Any], base_data: Any, fixed: dict[str, Any]) -> str:

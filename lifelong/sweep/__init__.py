@@ -21,6 +21,8 @@ A parameter is any dotted config path, exactly as the overrides of `lifelong run
 `stream.n_tasks`, `strategies.0.params.lambda`, `stream` as a shipped name or path); `strategy` (a name or
 a strategy entry) and `seed` are shorthands for a run of that one strategy or seed. A parameter a run does
 not name keeps the base config's value (all its strategies and seeds when `strategy`/`seed` are not swept).
+Whole sections apply before their fields (`stream` before `set: {stream.n_tasks: 3}`), and a run's own
+values after `set:`.
 
 Each run is a normal run folder, <sweep folder>/runs/<run id>, where the id is a slug of the parameters and
 a hash of them with the base config: starting the same sweep again skips finished runs and resumes

@@ -60,12 +60,11 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> Sweep:
     base = _base_path(spec.base, path)
     runs = _expand(spec, path)
     base_data = yaml.safe_load(base.read_text())
-    fixed = [override(key, value) for key, value in spec.set.items()]
     planned, invalid = [], {}
     for parameters in runs:
         run_id = _run_id(parameters, base_data, spec.set)
         try:
-            config = load_config(base, fixed + [override(k, v) for k, v in parameters.items()])
+            config = load_config(base, overrides([*spec.set.items(), *parameters.items()]))
         except ConfigError as error:
             field = _blame(str(error), [f"{'grid' if spec.grid is not None else 'list'}.{k}" for k in parameters]
                            + [f"set.{k}" for k in spec.set])
@@ -82,6 +81,13 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> Sweep:
     _check_unique(planned, path)
     return Sweep(spec.name or path.stem, path, base, Path(out) if out else Path(spec.out) / (spec.name or path.stem),
                  planned)
+
+
+def overrides(items: list[tuple[str, Any]]) -> list[str]:
+    """Coarse before fine (`stream` before `stream.n_tasks`, `strategy` before `strategies.0.params.x`), so a
+    setting is never lost under a parameter that replaces its whole section; among equals, later wins."""
+    texts = [override(key, value) for key, value in items]
+    return sorted(texts, key=lambda text: text.partition("=")[0].count("."))
 
 
 def override(key: str, value: Any) -> str:

@@ -69,6 +69,16 @@ def test_list_runs_name_only_what_they_change(tmp_path):
     assert second.config.seeds == [4] and second.run_id.startswith("permuted_digits-n_tasks3-seed4-")
 
 
+def test_whole_sections_are_set_before_their_fields(tmp_path):
+    path = sweep_file(tmp_path, {"set": {"stream.n_tasks": 3},
+                                 "list": [{"strategies.0.params.buffer_size": 50, "strategy": "replay"},
+                                          {"stream": "permuted_digits"}]})
+    replay, permuted = load_sweep(path).runs
+    assert replay.config.strategies[0].params == {"buffer_size": 50}
+    assert replay.config.stream.n_tasks == 3 and permuted.config.stream.n_tasks == 3
+    assert permuted.config.stream.builder == "permuted"
+
+
 def test_values_become_overrides_that_read_back_the_same():
     assert override("training.lr", 1e-05) == "training.lr=1.0e-05"
     assert yaml.safe_load(override("training.lr", 1e-05).split("=", 1)[1]) == 1e-05

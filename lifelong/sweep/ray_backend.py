@@ -56,14 +56,27 @@ class RayBackend:
 
 
 def _check_answers(address: str) -> None:
-    """Refuse, within CONNECT_TIMEOUT_S, an address where nothing listens (ray.init would wait for minutes)."""
+    """Refuse, within about 2 x CONNECT_TIMEOUT_S, an address where no Ray head answers (ray.init would wait
+    for minutes). Ray's head (GCS, or the Ray Client server) speaks gRPC: it answers an HTTP/2 connection
+    preface with a SETTINGS frame, which a closed port, a silent host or another service does not."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise SweepError(f"--address {address!r}: write it as host:port (the head's GCS port, 6379 by default) "
                          "or ray://host:port for Ray Client")
     try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S) as connection:
+            connection.sendall(HTTP2_PREFACE + EMPTY_SETTINGS)
+            frame = connection.recv(9)
+        answered = len(frame) == 9 and frame[3] == SETTINGS_FRAME
+        problem = "it does not speak gRPC, so it is no Ray head"
     except OSError as error:
-        raise SweepError(f"--address {address}: no Ray head answers there ({error}); start one with "
+        answered, problem = False, str(error)
+    if not answered:
+        raise SweepError(f"--address {address}: no Ray head answers there ({problem}); start one with "
                          f"`ray start --head --port={port}`, fix the address, or leave out --address to start a "
-                         "local Ray for this sweep") from None
+                         "local Ray for this sweep")
+
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+EMPTY_SETTINGS = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # length 0, type SETTINGS, no flags, stream 0
+SETTINGS_FRAME = 4

@@ -1,8 +1,10 @@
 """Sweep files: grid and list expansion, run ids, parameters, and bad input refused before any run starts."""
 
+import http.server
 import io
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -124,6 +126,7 @@ def free_port() -> int:
 
 
 def test_cli_exits_2_with_one_message_for_a_ray_address_nobody_answers(tmp_path):
+    pytest.importorskip("ray")
     path = sweep_file(tmp_path, {"grid": {"seed": [0]}})
     start = time.perf_counter()
     result = CliRunner().invoke(app, ["sweep", str(path), "--backend", "ray", "--address",
@@ -132,6 +135,25 @@ def test_cli_exits_2_with_one_message_for_a_ray_address_nobody_answers(tmp_path)
     assert result.exit_code == 2 and "no Ray head answers there" in result.output
     assert "ray start --head" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_port_that_listens_but_is_no_ray_head_is_refused(monkeypatch):
+    pytest.importorskip("ray")
+    from lifelong.sweep import ray_backend
+
+    monkeypatch.setattr(ray_backend, "CONNECT_TIMEOUT_S", 1)
+    with socket.socket() as silent:  # accepts connections (backlog) but never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        with pytest.raises(SweepError, match="no Ray head answers there \\(timed out\\)"):
+            make_backend("ray", address=f"127.0.0.1:{silent.getsockname()[1]}")
+    web = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(SweepError, match="it does not speak gRPC, so it is no Ray head"):
+            make_backend("ray", address=f"127.0.0.1:{web.server_port}")
+    finally:
+        web.shutdown()
 
 
 def test_cli_names_the_extra_when_ray_is_not_installed(tmp_path, monkeypatch):

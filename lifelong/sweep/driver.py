@@ -47,20 +47,27 @@ def run_sweep(path: str | Path, *, backend: str = "local", jobs: int = 1, addres
     """Expand and validate the sweep file, then run every unfinished run on the backend (see lifelong.sweep)."""
     sweep = load_sweep(path, out)
     launcher = make_backend(backend, jobs, address, cpus_per_run)
-    folder = SweepFolder(sweep)
-    folder.start()
+    try:
+        folder = SweepFolder(sweep)
+        folder.start()
+        _play(folder, launcher, progress, console)
+    finally:
+        launcher.close()
+    compared = folder.compare()
+    return SweepResult(sweep.out, sweep, folder, compared.written if compared else [])
+
+
+def _play(folder: SweepFolder, launcher, progress: bool, console: Console | None) -> None:
     todo = [e for e in folder.entries if e.action != "skip"]
-    jobs_ = [RunJob(e.run.run_id, str(e.folder), e.run.config.model_dump(mode="json", by_alias=True),
-                    e.action == "resume") for e in todo]
+    jobs = [RunJob(e.run.run_id, str(e.folder), e.run.config.model_dump(mode="json", by_alias=True),
+                   e.action == "resume") for e in todo]
     display = SweepProgress(len(folder.entries), len(folder.entries) - len(todo), launcher.slots,
                             console) if progress else None
     try:
-        for outcome in launcher.launch(jobs_) if jobs_ else ():
+        for outcome in launcher.launch(jobs) if jobs else ():
             folder.record(outcome.run_id, outcome.status, outcome.seconds, outcome.error)
             if display:
                 display.finished(outcome)
     finally:
         if display:
             display.close()
-    compared = folder.compare()
-    return SweepResult(sweep.out, sweep, folder, compared.written if compared else [])

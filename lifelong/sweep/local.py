@@ -20,12 +20,8 @@ class LocalBackend:
     def __init__(self, jobs: int = 1):
         if jobs < 1:
             raise SweepError(f"--jobs {jobs}: give 1 or more worker processes")
-        self.jobs = jobs
+        self.jobs = self.slots = jobs
         self.threads = max(1, len(os.sched_getaffinity(0)) // jobs)
-
-    @property
-    def slots(self) -> int:
-        return self.jobs
 
     def launch(self, jobs: list[RunJob]) -> Iterator[RunOutcome]:
         """Yield each run's outcome as it finishes; jobs=1 runs in this process, one after the other."""
@@ -46,6 +42,9 @@ class LocalBackend:
             finally:
                 for future in futures:
                     future.cancel()
+
+    def close(self) -> None:
+        """Nothing to release: the pool lives only while `launch` runs."""
 
 
 def _start_worker(worker_index, cuda_devices: int) -> None:

@@ -3,6 +3,7 @@ back the sweep folder; a restart skips finished runs and resumes an interrupted 
 
 import csv
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -24,9 +25,9 @@ QUICK = REPO / "configs/sweep_quick.yaml"
 pytestmark = pytest.mark.slow
 
 
-def lifelong(*args, timeout=300):
+def lifelong(*args, env=None, timeout=300):
     return subprocess.run([sys.executable, "-m", "lifelong.cli", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=env)
 
 
 def index(folder: Path) -> list[dict]:
@@ -98,16 +99,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def without_ray_auth() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+
+
 @pytest.fixture(scope="module")
 def ray_head():
-    """A Ray head on a free port, stopped at teardown by signalling the process the fixture started
-    (`ray stop` would stop every Ray process of the user on the machine)."""
+    """A Ray head on a free port with token authentication (Ray's default), and the environment a driver
+    needs to join it. Stopped at teardown by signalling the process the fixture started (`ray stop` would
+    stop every Ray process of the user on the machine)."""
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'lifelong[ray]')")
     port = free_port()
+    env = {**without_ray_auth(), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     temp_dir = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit in 107 characters
     head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", f"--port={port}",
                              "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp_dir}", "--block"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -117,7 +124,7 @@ def ray_head():
             except OSError:
                 assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start in 60 s"
                 time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", env
     finally:
         head.send_signal(signal.SIGINT)  # `ray start --block` stops its Ray processes on SIGINT (about 2 s)
         try:
@@ -128,8 +135,9 @@ def ray_head():
 
 
 def test_ray_cluster_gives_the_same_records_as_the_local_pool(ray_head, local_sweep, tmp_path):
+    address, env = ray_head
     out = tmp_path / "sweep"
-    result = lifelong("sweep", QUICK, "--backend", "ray", "--address", ray_head, "--out", out)
+    result = lifelong("sweep", QUICK, "--backend", "ray", "--address", address, "--out", out, env=env)
     assert result.returncode == 0, result.stderr
     rows, local_rows = index(out), index(local_sweep[0])
     assert [r["run_id"] for r in rows] == [r["run_id"] for r in local_rows]
@@ -137,3 +145,14 @@ def test_ray_cluster_gives_the_same_records_as_the_local_pool(ray_head, local_sw
     for row in rows:
         ray_record = (Path(row["folder"]) / "record.csv").read_bytes()
         assert ray_record == (local_sweep[0] / "runs" / row["run_id"] / "record.csv").read_bytes()
+
+
+def test_a_head_that_refuses_the_driver_is_a_clear_error_within_30_s(ray_head, tmp_path):
+    address, _ = ray_head
+    started = time.perf_counter()
+    result = lifelong("sweep", QUICK, "--backend", "ray", "--address", address, "--out", tmp_path / "sweep",
+                      env=without_ray_auth())  # the head wants a token this driver does not send
+    assert time.perf_counter() - started < 30 + 10  # + the CLI's own start-up on a loaded machine
+    assert result.returncode == 2 and "did not accept this driver" in result.stderr
+    assert "RAY_AUTH_MODE=token" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "sweep").exists()

@@ -35,6 +35,9 @@ def make_backend(name: str, jobs: int = 1, address: str | None = None, cpus_per_
 
         return LocalBackend(jobs)
     if name == "ray":
+        if jobs != 1:
+            raise SweepError(f"--jobs {jobs} is for --backend local; Ray runs as many runs at once as the "
+                             "cluster's CPUs allow (each takes --cpus-per-run)")
         from lifelong.sweep.ray_backend import RayBackend  # the only place ray is imported
 
         return RayBackend(address, cpus_per_run)

@@ -32,12 +32,15 @@ class IndexEntry:
 class SweepFolder:
     def __init__(self, sweep: Sweep):
         self.sweep, self.path = sweep, sweep.out
+        earlier = self.path / "index.json"
+        self.seconds = {r["run_id"]: r["seconds"] for r in json.loads(earlier.read_text())["runs"]} \
+            if earlier.is_file() else {}
         self.entries = [self._entry(run) for run in sweep.runs]
 
     def _entry(self, run: PlannedRun) -> IndexEntry:
         folder = self.path / "runs" / run.run_id
         if (folder / "metrics.json").is_file():
-            return IndexEntry(run, folder, "skip", "done")
+            return IndexEntry(run, folder, "skip", "done", self.seconds.get(run.run_id))
         return IndexEntry(run, folder, "resume" if (folder / "config.yaml").is_file() else "run", "pending")
 
     def start(self) -> None:

@@ -15,8 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from lifelong.callbacks import Callback
+from lifelong.cli import app
 from lifelong.run import run_experiment
 from lifelong.sweep import load_sweep, run_sweep
 
@@ -67,7 +69,9 @@ def test_starting_the_sweep_again_skips_finished_runs(local_sweep):
     again = lifelong("sweep", QUICK, "--jobs", 2, "--out", out)
     assert again.returncode == 0, again.stderr
     assert "4 of 4 runs already finished: skipped" in again.stderr
-    assert {(r["status"], r["action"]) for r in index(out)} == {("done", "skip")}
+    rows = index(out)
+    assert {(r["status"], r["action"]) for r in rows} == {("done", "skip")}
+    assert all(float(r["seconds"]) > 0 for r in rows)  # kept from the start that ran them
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.glob("runs/*/record.csv")} == records
 
 
@@ -156,3 +160,18 @@ def test_a_head_that_refuses_the_driver_is_a_clear_error_within_30_s(ray_head, t
     assert result.returncode == 2 and "did not accept this driver" in result.stderr
     assert "RAY_AUTH_MODE=token" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_failed_run_is_reported_and_the_others_finish(tmp_path):
+    quick = yaml.safe_load(QUICK.read_text())
+    path = tmp_path / "partly.yaml"
+    missing = {"name": "f", "builder": "split", "dataset": "fashion_mnist", "n_tasks": 2,
+               "data_root": str(tmp_path / "nowhere")}
+    runs = [{"strategy": "naive", "seed": 0}, {"strategy": "naive", "stream": missing}]
+    path.write_text(yaml.safe_dump({"base": str(REPO / "configs" / quick["base"]), "set": quick["set"],
+                                    "list": runs}, sort_keys=False))
+    result = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "sweep")])
+    assert result.exit_code == 1 and "1 of 2 runs failed (naive-f-" in result.output
+    done, failed = index(tmp_path / "sweep")
+    assert (done["status"], failed["status"]) == ("done", "failed") and "DataError" in failed["error"]
+    assert (Path(failed["folder"]) / "error.txt").is_file() and (tmp_path / "sweep/compare/compare.csv").is_file()

@@ -171,6 +171,8 @@ def test_backend_settings_are_checked(tmp_path):
         make_backend("dask")
     with pytest.raises(SweepError, match="--jobs 0"):
         make_backend("local", jobs=0)
+    with pytest.raises(SweepError, match="--jobs 2 is for --backend local"):
+        make_backend("ray", jobs=2)
     with pytest.raises(SweepError, match="write it as host:port"):
         make_backend("ray", address="nohost")
 

@@ -182,7 +182,8 @@ def _slug_part(key: str, value: Any) -> str:
 def _check_unique(planned: list[PlannedRun], path: Path) -> None:
     seen: dict[str, int] = {}
     for i, run in enumerate(planned):
-        if run.run_id in seen:
-            raise SweepError(f"{path}: runs {seen[run.run_id]} and {i} have the same parameters "
+        digest = run.run_id[-8:]  # the hash of the parameters, whatever their order
+        if digest in seen:
+            raise SweepError(f"{path}: runs {seen[digest]} and {i} have the same parameters "
                              f"({run.parameters}); remove one of them")
-        seen[run.run_id] = i
+        seen[digest] = i

@@ -2,7 +2,9 @@
 
 import http.server
 import io
+import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -101,6 +103,7 @@ def test_values_become_overrides_that_read_back_the_same():
     ({"list": [{"seed": 0}, {"strategies.9.name": "naive"}]}, "field 'list.strategies.9.name' in runs"),
     ({"grid": {"training.lr": [0.1, -1.0]}}, "1 of 2 runs are not valid configs, so no run was started"),
     ({"list": [{"seed": 1}, {"seed": 1}]}, "runs 0 and 1 have the same parameters"),
+    ({"list": [{"seed": 1, "strategy": "naive"}, {"strategy": "naive", "seed": 1}]}, "runs 0 and 1 have the same"),
 ])
 def test_bad_sweeps_are_refused_naming_the_field_and_nothing_is_written(tmp_path, body, message):
     path = sweep_file(tmp_path, body)
@@ -188,3 +191,11 @@ def test_progress_counts_done_running_failed_in_plain_lines():
     assert lines[1].startswith("[2/5] a: done in 2.0s — 2 done, 2 running, 0 failed, ETA ")
     assert lines[2].startswith("[3/5] b: failed in 1.0s (NonFiniteLossError: loss is nan) — 2 done, 2 running, "
                                "1 failed, ETA ")
+
+
+def test_only_the_ray_backend_imports_ray():
+    code = ("import sys, lifelong.cli, lifelong.run, lifelong.sweep, lifelong.sweep.local; "
+            "print('ray' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.stdout.strip() == "False", result.stderr

@@ -2,6 +2,7 @@
 back the sweep folder; a restart skips finished runs and resumes an interrupted one."""
 
 import csv
+import json
 import os
 import secrets
 import signal
@@ -57,6 +58,8 @@ def test_local_pool_writes_a_run_folder_per_run_an_index_and_the_compare_view(lo
         assert set(record["strategy"]) == {row["strategy"]} and set(record["seed"]) == {int(row["seed"])}
         assert len(record) == 4 * 3 and record["score"].notna().all()  # (T+1) rows x T tasks, T = 3
         assert Path(row["folder"]).parent == out / "runs" and float(row["seconds"]) > 0
+        environment = json.loads((Path(row["folder"]) / "environment.json").read_text())
+        assert environment["torch_threads"] == max(1, len(os.sched_getaffinity(0)) // 2)  # cores / jobs
     compare = pd.read_csv(out / "compare/compare.csv")
     assert set(compare["run"]) == {r["run_id"] for r in rows} and set(compare["strategy"]) == {"naive", "replay"}
     assert f"index:   {out / 'index.csv'}" in result.stdout

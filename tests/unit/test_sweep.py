@@ -144,7 +144,7 @@ def test_a_port_that_listens_but_is_no_ray_head_is_refused(monkeypatch):
     pytest.importorskip("ray")
     from lifelong.sweep import ray_backend
 
-    monkeypatch.setattr(ray_backend, "CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(ray_backend, "PROBE_TIMEOUT_S", 1)
     with socket.socket() as silent:  # accepts connections (backlog) but never says a word
         silent.bind(("127.0.0.1", 0))
         silent.listen()
@@ -199,3 +199,22 @@ def test_only_the_ray_backend_imports_ray():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_local_workers_share_the_cores_and_take_one_cuda_device_each(monkeypatch):
+    import multiprocessing
+
+    from lifelong.sweep.local import LocalBackend, _start_worker
+
+    cores = len(os.sched_getaffinity(0))
+    assert LocalBackend(jobs=2).threads == max(1, cores // 2) and LocalBackend(jobs=1).threads == cores
+    counter = multiprocessing.get_context("spawn").Value("i", 0)
+    seen = []
+    for _ in range(3):
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        _start_worker(counter, cuda_devices=2)
+        seen.append(os.environ["CUDA_VISIBLE_DEVICES"])
+    assert seen == ["0", "1", "0"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    _start_worker(counter, cuda_devices=1)  # one device: every worker keeps seeing it
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ

@@ -6,9 +6,9 @@
 `full` is the issue's measurement: naive, replay, EWC x split and permuted digits x 5 seeds = 30 runs
 of configs/quickstart.yaml's budget (5 tasks, 5 epochs, MLP 256-256), no references; a run takes 1-45 s
 (EWC on permuted digits the longest; noisy, on a busy machine). `tiny` (2 seeds, 2 tasks, 50 examples per
-task, 1 epoch) only checks that the script works. Goal: --jobs 2 >= 1.7x the sequential sweep on a 2-core machine. Every
-backend must give the sequential sweep's records (checked and reported). Each backend writes its own
-sweep folder, so nothing is skipped; wall time includes worker start-up (and Ray's).
+task, 1 epoch) only checks that the script works. Goal: --jobs 2 >= 1.7x the sequential sweep on a
+2-core machine. Every backend must give the sequential sweep's records (checked and reported). Each backend
+writes its own sweep folder, so nothing is skipped; wall time includes worker start-up (and Ray's).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`lifelong run | resume | report | compare | validate | list`: a thin shell over lifelong.run and
+"""`lifelong run | resume | report | compare | sweep | validate | list`: a thin shell over lifelong.run and
 lifelong.report."""
 
 from __future__ import annotations
@@ -157,6 +157,31 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="run folders to put 
         check_writable(out or Path("reports"), "--out")
         result = compare_runs(run_dirs, out)
     _print_written(result, "compare:")
+
+
+@app.command()
+def sweep(sweep_file: Path = typer.Argument(..., help="sweep file (YAML): base config plus grid: or list:"),
+          backend: str = typer.Option("local", help="local (a process pool on this machine) | ray"),
+          jobs: int = typer.Option(1, help="local backend: runs at once (each gets cores/jobs torch threads)"),
+          address: Optional[str] = typer.Option(None, help="ray backend: an existing cluster, host:port (or "
+                                                           "ray://host:port); default: start a local Ray"),
+          cpus_per_run: int = typer.Option(1, help="ray backend: CPUs (and torch threads) per run"),
+          out: Optional[Path] = typer.Option(None, help="sweep folder (default: <out>/<name> of the sweep "
+                                                        "file); starting it again skips finished runs")):
+    """Run every run of a sweep (grid or list over strategies, streams, seeds and key=value parameters)."""
+    from lifelong.sweep import run_sweep  # the sweep backends load only for this command
+
+    with handled():
+        result = run_sweep(sweep_file, backend=backend, jobs=jobs, address=address, cpus_per_run=cpus_per_run,
+                           out=out)
+    console.print(f"index:   {result.folder / 'index.csv'}", highlight=False, soft_wrap=True)
+    for path in result.compare:
+        console.print(f"compare: {path}", highlight=False, soft_wrap=True)
+    if result.failed:
+        errors.print(f"[bold red]error:[/] {len(result.failed)} of {len(result.index.entries)} runs failed "
+                     f"({', '.join(result.failed)}); each run folder's error.txt says why; after a fix, start "
+                     "the same sweep again to run only those", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 def _print_written(result, label: str) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from lifelong.specfiles import parse_yaml
 from lifelong.evaluation.analysis import analyse, reference_scores
 from lifelong.evaluation.record import LifetimeRecord
 
@@ -76,7 +77,8 @@ def load_run(path: str | Path) -> RunData:
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such run folder")
     run = RunData(path)
-    run.config = _read(run, "config.yaml", yaml.safe_load, "the config section is left out") or {}
+    run.config = _read(run, "config.yaml", lambda text: parse_yaml(text, str(path / "config.yaml"))[0],
+                       "the config section is left out") or {}
     run.environment = _read(run, "environment.json", json.loads, "the environment section is left out")
     run.references = _read(run, "references.json", json.loads,
                            "run without references (or by an older version): negative transfer and "

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 # Purposes keep streams apart: the training shuffle of task 3 never equals the init of task 3.
 PURPOSES = {"stream": 0, "task": 1, "init": 2, "shuffle": 3, "buffer": 4, "episode": 5, "eval": 6, "schedule": 7}
@@ -17,4 +21,6 @@ def derive_seed(seed: int, purpose: str, *index: int) -> int:
 
 def generator(seed: int, purpose: str, *index: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A torch generator seeded by `derive_seed`, living on `device`."""
+    import torch
+
     return torch.Generator(device=device).manual_seed(derive_seed(seed, purpose, *index))

@@ -21,12 +21,14 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
 from lifelong.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 FASHION_MNIST_DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_ENV = "LIFELONG_FASHION_MNIST"
@@ -150,6 +152,8 @@ def write_idx(path: str | os.PathLike, array: np.ndarray | torch.Tensor) -> Path
 
     Supported element types: uint8, int8, int16, int32, float32, float64 (what IDX can hold).
     """
+    import torch
+
     path = Path(path)
     array = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
     codes = {dt.newbyteorder("="): code for code, dt in _IDX_DTYPES.items()}
@@ -186,6 +190,8 @@ def _signature(files: dict[str, Path]) -> tuple:
 
 def _images_to_unit_float(array: np.ndarray, path: Path) -> torch.Tensor:
     """uint8 images to float32 in [0, 1], with a channel axis added to (N, H, W) stacks."""
+    import torch
+
     if array.ndim not in (2, 3):
         raise DataError(f"{path}: expected images (N, H, W) or vectors (N, D), "
                         f"got shape {array.shape}")
@@ -203,6 +209,8 @@ def _images_to_unit_float(array: np.ndarray, path: Path) -> torch.Tensor:
 
 
 def _labels(array: np.ndarray, path: Path) -> torch.Tensor:
+    import torch
+
     if array.ndim != 1 or array.dtype.kind not in "iu":
         raise DataError(f"{path}: labels must be a 1-D integer array, "
                         f"got shape {array.shape} of {array.dtype}")
@@ -244,6 +252,7 @@ def digits(*, seed: int = 0) -> Dataset:
 
 @functools.lru_cache(maxsize=None)
 def _digits(seed: int) -> Dataset:
+    import torch
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -335,6 +344,7 @@ def mnist1d(*, seed: int = 0) -> Dataset:
 
 @functools.lru_cache(maxsize=None)
 def _mnist1d(seed: int) -> Dataset:
+    import torch
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()

@@ -3,6 +3,9 @@
 One model per builder, told apart by `builder:`, so a wrong field names the builder it belongs to.
 The union is read off the builder registry (`lifelong.streams.registry`): a new builder module
 adds its spec here by itself. The shipped spec classes are re-exported for convenience.
+
+Nothing this module imports loads torch: the builders import it when they build tensors, so
+`lifelong list` and config validation answer without paying for it.
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 TaskKind = Literal["classification", "regression"]
 Scenario = Literal["task-il", "class-il", "domain-il", "few-shot"]

@@ -2,7 +2,12 @@
 and a memory estimate that refuses at validation what cannot fit."""
 
 import gc
+import os
+import subprocess
+import sys
+import textwrap
 import weakref
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -144,3 +149,22 @@ def test_an_idx_folder_is_sized_from_its_file_headers_without_loading_it(tmp_pat
     assert memory.estimate_bytes(spec) == (42 + 4 * 5 + 3 * (30 + 5)) * 88
     missing = spec.model_copy(update={"data_root": str(tmp_path / "nowhere")})
     assert memory.source_size(missing) is None and memory.estimate_bytes(missing) == 0
+
+
+def test_stream_specs_are_read_validated_and_sized_without_torch_which_comes_when_the_stream_is_built():
+    """Config validation reads stream specs and sizes them before anything needs a tensor."""
+    code = textwrap.dedent("""\
+        import sys
+        from lifelong.specfiles import load_stream_spec, stream_files
+        from lifelong.streams.memory import estimate_bytes
+        specs = [load_stream_spec(path) for path in stream_files().values()]
+        print(sorted({m for m in ("torch", "pandas", "matplotlib") if m in sys.modules}),
+              sum(estimate_bytes(spec) > 0 for spec in specs) == len(specs))
+        from lifelong.streams.builders import build_stream
+        task = build_stream(next(spec for spec in specs if spec.name == "split_digits")).tasks[0]
+        print(type(task.x_train).__module__, "torch" in sys.modules)
+        """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["[] True", "torch True"]

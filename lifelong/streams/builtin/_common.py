@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from lifelong.errors import StreamError
 from lifelong.seeding import derive_seed
 from lifelong.streams.registry import SourceSpec
 from lifelong.streams.sources import Dataset, load_dataset
+
+if TYPE_CHECKING:
+    import torch
 
 
 def task_rng(seed: int, index: int) -> np.random.Generator:
@@ -26,6 +30,8 @@ def dataset_meta(data: Dataset) -> dict:
 
 def subset(indices: np.ndarray, cap: int | None, rng: np.random.Generator) -> torch.Tensor:
     """At most `cap` of `indices`, in a random order (the order training starts from)."""
+    import torch
+
     return torch.from_numpy(rng.permutation(indices)[:cap])
 
 
@@ -48,6 +54,8 @@ def class_groups(spec, sizes: list[int], size_field: str, n_classes: int) -> lis
 def check_examples(spec, data: Dataset, classes: list[int], need_train: int = 1, need_test: int = 1,
                    fix: str = "choose classes that have examples") -> None:
     """Fail at build time, naming the class, when the dataset has too few examples of one of `classes`."""
+    import torch
+
     for split, labels, need in (("train", data.y_train, need_train), ("test", data.y_test, need_test)):
         counts = torch.bincount(labels, minlength=data.n_classes)
         for cls in classes:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from lifelong.errors import StreamError
@@ -16,6 +14,11 @@ from lifelong.streams.builtin._common import dataset_meta, dataset_of, subset, t
 from lifelong.streams.registry import DatasetSpec, Recipe, stream_builder
 from lifelong.streams.sources import Dataset
 from lifelong.streams.task import Task
+
+if TYPE_CHECKING:
+    import torch
+
+    Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
 class PermutedSpec(DatasetSpec):
@@ -41,9 +44,6 @@ class RotatedSpec(DatasetSpec):
         return self
 
 
-Transform = Callable[[torch.Tensor], torch.Tensor]
-
-
 def _domain_recipe(spec, data: Dataset, names: list[str], transform: Callable[[int, np.random.Generator], tuple]):
     """Tasks over all classes; task i's inputs go through `transform(i, rng) -> (function, meta)`,
     drawn from task i's generator after its train and test subsets."""
@@ -61,6 +61,8 @@ def _domain_recipe(spec, data: Dataset, names: list[str], transform: Callable[[i
 
 @stream_builder(PermutedSpec)
 def permuted(spec: PermutedSpec) -> Recipe:
+    import torch
+
     data = dataset_of(spec)
     n_features = math.prod(data.input_shape)
 
@@ -79,6 +81,9 @@ def permuted(spec: PermutedSpec) -> Recipe:
 
 def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
     """Rotate (N, C, H, W) images about their centre, bilinear, zero fill."""
+    import torch
+    import torch.nn.functional as F
+
     theta = math.radians(degrees)
     affine = torch.tensor([[math.cos(theta), -math.sin(theta), 0.0],
                            [math.sin(theta), math.cos(theta), 0.0]], dtype=images.dtype)

@@ -12,16 +12,18 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 
 from lifelong.errors import StreamError
 from lifelong.streams.builtin._common import check_examples, dataset_meta, dataset_of, task_rng
 from lifelong.streams.registry import DatasetSpec, Recipe, SourceSize, TaskFootprint, stream_builder
 from lifelong.streams.task import Task
+
+if TYPE_CHECKING:
+    import torch
 
 
 class RepeatSpec(DatasetSpec):
@@ -54,6 +56,8 @@ class UnrelatedSpec(DatasetSpec):
 
 def _pick(labels: torch.Tensor, classes: list[int], cap: int | None, rng: np.random.Generator) -> torch.Tensor:
     """At most `cap` random indices of examples of `classes`."""
+    import torch
+
     return torch.from_numpy(rng.permutation(np.flatnonzero(np.isin(labels.numpy(), classes)))[:cap])
 
 
@@ -68,6 +72,8 @@ def _derangement(n: int, rng: np.random.Generator) -> np.ndarray:
 @stream_builder(RepeatSpec)
 def repeat(spec: RepeatSpec) -> Recipe:
     """The same examples in every task; labels kept, or relabelled by a fresh derangement per meeting."""
+    import torch
+
     data = dataset_of(spec)
     classes = spec.classes or list(range(data.n_classes))
     if not set(classes) <= set(range(data.n_classes)) or len(set(classes)) != len(classes):
@@ -101,6 +107,8 @@ def repeat(spec: RepeatSpec) -> Recipe:
 @stream_builder(UnrelatedSpec)
 def unrelated(spec: UnrelatedSpec) -> Recipe:
     """Task i: classes [i*k, (i+1)*k), inputs through task i's own pixel permutation, task label i."""
+    import torch
+
     data = dataset_of(spec)
     k = spec.classes_per_task
     if k * spec.n_tasks > data.n_classes:

@@ -5,10 +5,9 @@ How these tasks store their data, and how episodes are drawn from them: lifelong
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 from pydantic import Field, model_validator
 
 from lifelong.errors import StreamError
@@ -17,6 +16,9 @@ from lifelong.streams.builtin._common import check_examples, class_groups, datas
 from lifelong.streams.registry import Recipe, SourceSize, SourceSpec, TaskFootprint, stream_builder
 from lifelong.streams.sources import Dataset
 from lifelong.streams.task import Task
+
+if TYPE_CHECKING:
+    import torch
 
 
 class _NWaySpec(SourceSpec):
@@ -67,6 +69,8 @@ def _check_counts(spec: _NWaySpec, data: Dataset, classes: list[int]) -> None:
 
 def _per_class(labels: torch.Tensor, classes: list[int], count: int, rng: np.random.Generator) -> torch.Tensor:
     """`count` random indices of each class in `labels`, in a random order."""
+    import torch
+
     labels = labels.numpy()
     picks = [rng.choice(np.flatnonzero(labels == cls), count, replace=False) for cls in classes]
     return torch.from_numpy(rng.permutation(np.concatenate(picks)))
@@ -75,6 +79,8 @@ def _per_class(labels: torch.Tensor, classes: list[int], count: int, rng: np.ran
 def _nway_task(spec: _NWaySpec, data: Dataset, i: int, classes: list[int], slots: list[int],
                rng: np.random.Generator, episode_labels: str, name: str) -> Task:
     """An N-way segment: class `classes[s]` is stored with label `slots[s]`."""
+    import torch
+
     train = _per_class(data.y_train, classes, spec.train_per_class, rng)
     test = _per_class(data.y_test, classes, spec.test_per_class, rng)
     relabel = torch.full((data.n_classes,), -1, dtype=torch.long)

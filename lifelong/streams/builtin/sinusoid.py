@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 from pydantic import BaseModel, Field, model_validator
 
 from lifelong.streams.builtin._common import task_rng
 from lifelong.streams.registry import Recipe, SourceSize, StreamSpecBase, TaskFootprint, stream_builder
 from lifelong.streams.task import Task
+
+if TYPE_CHECKING:
+    import torch
 
 FLOAT_PAIR_BYTES = 8  # one float32 input and one float32 target
 
@@ -79,6 +81,8 @@ class SinusoidFamilySpec(StreamSpecBase):
 
 @stream_builder(SinusoidSpec)
 def sinusoid(spec: SinusoidSpec) -> Recipe:
+    import torch
+
     def draw(i: int) -> tuple[np.random.Generator, float, float]:
         rng = task_rng(spec.seed, i)
         return rng, rng.uniform(*spec.amplitude), rng.uniform(*spec.phase)
@@ -121,6 +125,8 @@ def sinusoid_family(spec: SinusoidFamilySpec) -> Recipe:
 def _sinusoids(rng: np.random.Generator, n_functions: int, n_points: int, amplitude: tuple[float, float],
                phase: tuple[float, float], x_range: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
     """`n_functions` random sinusoids at `n_points` random inputs each, stored flat, function after function."""
+    import torch
+
     a = rng.uniform(*amplitude, size=(n_functions, 1, 1))
     shift = rng.uniform(*phase, size=(n_functions, 1, 1))
     x = rng.uniform(*x_range, size=(n_functions, n_points, 1))

@@ -24,7 +24,7 @@ from lifelong.run import run_experiment
 from lifelong.sweep import load_sweep, run_sweep
 
 REPO = Path(__file__).resolve().parents[2]
-QUICK = REPO / "configs/sweep_quick.yaml"
+QUICK = REPO / "configs/sweeps/quick.yaml"
 pytestmark = pytest.mark.slow
 
 
@@ -40,7 +40,7 @@ def index(folder: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory):
-    """configs/sweep_quick.yaml (naive and replay x seeds 0, 1) with two worker processes."""
+    """configs/sweeps/quick.yaml (naive and replay x seeds 0, 1) with two worker processes."""
     out = tmp_path_factory.mktemp("local") / "sweep"
     result = lifelong("sweep", QUICK, "--jobs", 2, "--out", out)
     assert result.returncode == 0, result.stderr

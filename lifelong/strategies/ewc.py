@@ -49,14 +49,6 @@ class EWC(Strategy):
             self._consolidate(task, mask)
         return {"train_loss": loss}
 
-    def penalty(self) -> torch.Tensor:
-        """The penalty as a differentiable function of the parameters (a reference: training uses `add_penalty_grad`)."""
-        total = 0.0
-        for name, p in self.model.named_parameters():
-            s, m, c = self.sums["S"][name], self.sums["M"][name], self.sums["C"][name]
-            total = total + (s * p * p - 2 * m * p + c).sum()
-        return 0.5 * self.params.lambda_ * total
-
     @torch.no_grad()
     def add_penalty_grad(self) -> torch.Tensor:
         """Add lambda * (S*theta - M) to every parameter's gradient; return the penalty's value.

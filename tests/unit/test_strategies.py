@@ -42,7 +42,7 @@ def test_joint_trains_on_the_union_and_does_not_forget(blobs):
     assert metrics.acc(record.scores) > 0.95 and metrics.forgetting(record.scores) < 0.05
 
 
-def test_ewc_penalty_equals_the_sum_of_quadratic_terms():
+def test_ewc_penalty_gradient_and_value_equal_autograd_of_the_sum_of_quadratic_terms():
     stream = blob_stream(n_tasks=3, scenario="task-il")
     for mode, gamma in (("separate", 1.0), ("online", 0.5)):
         ewc = EWC({"lambda": 2.0, "mode": mode, "gamma": gamma, "fisher_samples": 40})
@@ -62,7 +62,59 @@ def test_ewc_penalty_equals_the_sum_of_quadratic_terms():
         else:
             expected = sum(((gamma * fishers[0][n] + fishers[1][n]) * (params[n] - anchors[1][n]) ** 2).sum()
                            for n in params)
-        assert torch.allclose(ewc.penalty(), 0.5 * 2.0 * expected, rtol=1e-4), mode
+        expected = 0.5 * 2.0 * expected
+        expected_grads = torch.autograd.grad(expected, list(params.values()))
+        loss_grads = {n: torch.randn_like(p) for n, p in params.items()}  # what backward left, kept and added to
+        for n, p in params.items():
+            p.grad = loss_grads[n].clone()
+        value = ewc.add_penalty_grad()
+        torch.testing.assert_close(value, expected.detach(), rtol=1e-4, atol=1e-6, msg=mode)
+        for (n, p), g in zip(params.items(), expected_grads):
+            torch.testing.assert_close(p.grad, loss_grads[n] + g, rtol=1e-5, atol=1e-6, msg=f"{mode} {n}")
+
+
+def test_ewc_training_step_equals_the_autograd_penalty():
+    """One SGD step with the penalty gradient added directly equals a step on loss + penalty by autograd."""
+    stream = blob_stream(n_tasks=2)
+    ewc = EWC({"lambda": 5.0, "fisher_samples": 40})
+    ctx = context(stream)
+    ewc.setup(ctx)
+    ewc.learn(stream.tasks[0])
+    task, params = stream.tasks[1], list(ewc.model.parameters())
+    start = [p.detach().clone() for p in params]
+
+    def quadratic():
+        return 0.5 * 5.0 * sum((s * p * p - 2 * m * p + c).sum() for p, s, m, c in zip(
+            params, *(ewc.sums[k].values() for k in "SMC")))
+
+    steps = {}
+    for way in ("autograd", "direct"):
+        with torch.no_grad():
+            for p, p0 in zip(params, start):
+                p.copy_(p0)
+        loss = torch.nn.functional.cross_entropy(ewc.model(task.x_train[:16]), task.y_train[:16])
+        if way == "autograd":
+            loss = loss + quadratic()
+        ewc.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if way == "direct":
+            loss = loss.detach() + ewc.add_penalty_grad()
+        ewc.optimizer.step()
+        steps[way] = (float(loss.detach()), [p.detach().clone() for p in params])
+    assert steps["direct"][0] == pytest.approx(steps["autograd"][0], rel=1e-5)
+    for a, b in zip(steps["direct"][1], steps["autograd"][1]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_ewc_computes_no_fisher_after_the_last_task(monkeypatch):
+    stream = blob_stream(n_tasks=3)
+    ewc = EWC({"fisher_samples": 40})
+    fisher_of = []
+    original = EWC._fisher
+    monkeypatch.setattr(EWC, "_fisher", lambda self, task, mask: fisher_of.append(task.id) or original(self, task, mask))
+    record = run(ewc, stream)
+    assert fisher_of == [0, 1]  # the last task's Fisher would penalise no later task
+    assert record.completed == 3 and np.isfinite(record.scores).all()
 
 
 def test_ewc_reduces_forgetting_against_naive_in_domain_incremental_learning():

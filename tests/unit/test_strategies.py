@@ -1,18 +1,21 @@
 """Continual-learning baselines: what each one does to the record, checked on tiny blob streams."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from lifelong.evaluation import metrics
 from lifelong.orchestrator import play
+from lifelong.seeding import derive_seed
 from lifelong.strategies.ewc import EWC
 from lifelong.strategies.independent import Independent
 from lifelong.strategies.joint import Joint
 from lifelong.strategies.naive import Naive
 from lifelong.strategies.registry import UnknownStrategyError, available, strategy_class
 from lifelong.strategies.replay import Replay
-from lifelong.training import NonFiniteLossError
+from lifelong.training import NonFiniteLossError, fit, task_loss
 from tests.conftest import blob_stream, context, linear_domain_stream
 
 
@@ -73,37 +76,30 @@ def test_ewc_penalty_gradient_and_value_equal_autograd_of_the_sum_of_quadratic_t
             torch.testing.assert_close(p.grad, loss_grads[n] + g, rtol=1e-5, atol=1e-6, msg=f"{mode} {n}")
 
 
-def test_ewc_training_step_equals_the_autograd_penalty():
-    """One SGD step with the penalty gradient added directly equals a step on loss + penalty by autograd."""
+def test_ewc_training_with_the_direct_penalty_gradient_equals_autograd_of_loss_plus_penalty():
     stream = blob_stream(n_tasks=2)
     ewc = EWC({"lambda": 5.0, "fisher_samples": 40})
     ctx = context(stream)
     ewc.setup(ctx)
     ewc.learn(stream.tasks[0])
-    task, params = stream.tasks[1], list(ewc.model.parameters())
-    start = [p.detach().clone() for p in params]
+    task, mask = stream.tasks[1], ctx.mask(stream.tasks[1])
+    start = copy.deepcopy(ewc.state_dict())
 
-    def quadratic():
-        return 0.5 * 5.0 * sum((s * p * p - 2 * m * p + c).sum() for p, s, m, c in zip(
-            params, *(ewc.sums[k].values() for k in "SMC")))
+    def loss_plus_penalty(idx):  # the penalty as a graph, differentiated by autograd
+        plain = task_loss(ewc.model(task.x_train[idx]), task.y_train[idx], task.kind, mask)
+        return plain + 0.5 * 5.0 * sum((s * p * p - 2 * m * p + c).sum() for p, s, m, c in zip(
+            ewc.model.parameters(), *(ewc.sums[k].values() for k in "SMC")))
 
-    steps = {}
+    trained = {}
     for way in ("autograd", "direct"):
-        with torch.no_grad():
-            for p, p0 in zip(params, start):
-                p.copy_(p0)
-        loss = torch.nn.functional.cross_entropy(ewc.model(task.x_train[:16]), task.y_train[:16])
-        if way == "autograd":
-            loss = loss + quadratic()
-        ewc.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if way == "direct":
-            loss = loss.detach() + ewc.add_penalty_grad()
-        ewc.optimizer.step()
-        steps[way] = (float(loss.detach()), [p.detach().clone() for p in params])
-    assert steps["direct"][0] == pytest.approx(steps["autograd"][0], rel=1e-5)
-    for a, b in zip(steps["direct"][1], steps["autograd"][1]):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+        ewc.load_state_dict(copy.deepcopy(start))
+        loss = fit(ewc.model, ewc.optimizer, task, ctx.training, ctx.shuffle_generator(task), mask,
+                   batch_loss=loss_plus_penalty if way == "autograd" else None,
+                   add_penalty=ewc.add_penalty_grad if way == "direct" else None)
+        trained[way] = loss, [p.detach().clone() for p in ewc.model.parameters()]
+    assert trained["direct"][0] == pytest.approx(trained["autograd"][0], rel=1e-5)  # 15 steps, penalty included
+    for a, b in zip(trained["direct"][1], trained["autograd"][1]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_ewc_computes_no_fisher_after_the_last_task(monkeypatch):
@@ -143,6 +139,25 @@ def test_reservoir_keeps_a_bounded_uniform_sample():
         task = stream.tasks[int(t)]
         match = (task.x_train == x).all(1)
         assert match.any() and task.y_train[match][0] == y
+
+
+def test_reservoir_draws_match_algorithm_r_with_one_draw_per_example():
+    stream = blob_stream(n_tasks=4, n_per_class=30)  # 60 examples a task; the buffer overflows from task 1 on
+    replay = Replay({"buffer_size": 50})
+    replay.setup(context(stream))
+    slots, seen = {}, 0
+    for task in stream.tasks:
+        replay._reservoir_update(task)
+        rng = np.random.default_rng(derive_seed(0, "buffer", task.id))  # the definition, one example at a time
+        for offset, example in enumerate(rng.permutation(len(task.x_train))):
+            position = seen + offset
+            slot = position if position < 50 else int(rng.integers(0, position + 1))
+            if slot < 50:
+                slots[slot] = (task.id, int(example))
+        seen += len(task.x_train)
+        entries = [slots[i] for i in range(len(slots))]  # slots fill in order: 0..len-1 are taken
+        assert torch.equal(replay.buffer_x[:len(slots)], torch.stack([stream.tasks[t].x_train[e] for t, e in entries]))
+        assert replay.buffer_task[:len(slots)].tolist() == [t for t, _ in entries]
 
 
 def test_state_dict_round_trip_resumes_identically(blobs):

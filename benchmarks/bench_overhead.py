@@ -38,6 +38,7 @@ SEED, N_TASKS, HIDDEN, LR, BATCH = 0, 5, [256, 256], 0.01, 32
 PARAMS = {"naive": {}, "replay": {"buffer_size": 200},
           "ewc": {"lambda": 100.0, "mode": "separate", "fisher_samples": 512}}
 GOALS = {"naive": 1.05, "replay": 1.3, "ewc": 1.6}
+INNER = {"ewc": {"_fisher": "Fisher estimates", "add_penalty_grad": "penalty gradients"}}  # timed inside a run
 
 
 def build(train_per_task: int, test_per_task: int):
@@ -119,8 +120,8 @@ def measure(variant: str, stream, context) -> dict:
     ctx = context()
     strategy.setup(ctx)
     inner = {}
-    if variant == "ewc":
-        for name in ("_fisher", "add_penalty_grad"):
+    for name in INNER.get(variant, ()):
+        if hasattr(strategy, name):  # an older engine may lack one (no add_penalty_grad before point 8)
             inner[name] = 0.0
             setattr(strategy, name, _clocked(getattr(strategy, name), inner, name))
     cpu, wall, record = timed(lambda: play(strategy, ctx, variant))
@@ -151,13 +152,14 @@ def render(data: dict) -> str:
         verdict = "" if goal is None else f"<= {goal}: {'met' if med(ratios) <= goal else 'missed'}"
         lines.append(f"| {variant} | {med(r['cpu'] for r in rounds):.3f} | {med(r['wall'] for r in rounds):.3f} | "
                      f"{med(ratios):.3f} [{min(ratios):.2f}-{max(ratios):.2f}] | {verdict} |")
-    if "ewc" in runs:
-        shares = {name: [r[name] / r["cpu"] for r in runs["ewc"]] for name in ("_fisher", "add_penalty_grad")}
-        lines += ["", "EWC, share of its loop CPU time (median [min-max]): Fisher estimates "
-                  f"{med(shares['_fisher']):.1%} [{min(shares['_fisher']):.1%}-{max(shares['_fisher']):.1%}] "
-                  f"({N_TASKS - 1} of them: none after the last task), penalty gradients "
-                  f"{med(shares['add_penalty_grad']):.1%} [{min(shares['add_penalty_grad']):.1%}-"
-                  f"{max(shares['add_penalty_grad']):.1%}]"]
+    for variant, names in INNER.items():
+        timed_names = [name for name in names if variant in runs and name in runs[variant][0]]
+        if timed_names:
+            cells = []
+            for name in timed_names:
+                share = [r[name] / r["cpu"] for r in runs[variant]]
+                cells.append(f"{names[name]} {med(share):.1%} [{min(share):.1%}-{max(share):.1%}]")
+            lines += ["", f"{variant}: share of its loop CPU time, median [min-max]: " + ", ".join(cells)]
     same = runs["naive"][0]["scores"] == runs["bare"][0]["scores"] if {"naive", "bare"} <= runs.keys() else None
     stable = all(r["scores"] == rounds[0]["scores"] for rounds in runs.values() for r in rounds)
     lines += ["", f"engine naive and bare loop give the same accuracy matrix: {same}; "

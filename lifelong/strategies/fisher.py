@@ -46,12 +46,12 @@ def _linear_fisher_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss
     linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
     owned = {f"{name}.{kind}": p for name, m in linears.items() for kind, p in m.named_parameters(recurse=False)}
     params = dict(model.named_parameters())
-    if owned.keys() != params.keys() or not all(p.requires_grad for p in params.values()):
+    if not params or owned.keys() != params.keys() or not all(p.requires_grad for p in params.values()):
         return None  # another layer type, a parameter shared between layers, or a frozen one
-    seen: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {name: [] for name in linears}  # (input, output)
+    seen: dict[str, list[tuple]] = {name: [] for name in linears}  # per call: (input, output, output version)
 
     def record(name):
-        return lambda module, inputs, output: seen[name].append((inputs[0].detach(), output))
+        return lambda module, inputs, output: seen[name].append((inputs[0].detach(), output, output._version))
 
     hooks = [m.register_forward_hook(record(name)) for name, m in linears.items()]
     sums = {name: torch.zeros_like(p) for name, p in params.items()}
@@ -62,8 +62,9 @@ def _linear_fisher_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss
                 calls.clear()
             with torch.enable_grad():
                 out = model(x[start:start + chunk])
-            if any(len(calls) != 1 or calls[0][0].dim() != 2 for calls in seen.values()):
-                return None  # a layer applied twice, or to sequences: per-example outer products do not add up
+            if any(len(calls) != 1 or calls[0][0].dim() != 2 or calls[0][1]._version != calls[0][2]
+                   for calls in seen.values()):
+                return None  # a layer applied twice, to sequences, or its output changed in place
             delta = example_grad(out.detach(), y[start:start + chunk])
             grads = torch.autograd.grad(out, [seen[name][0][1] for name in linears], delta, materialize_grads=True)
             for (name, layer), g in zip(linears.items(), grads):

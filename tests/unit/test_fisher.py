@@ -66,14 +66,15 @@ class TwiceApplied(nn.Module):
         return self.out(torch.tanh(self.inner(torch.tanh(self.inner(x)))))
 
 
-@pytest.mark.parametrize("make", [
-    lambda: build_model(ModelSpec(type="convnet", channels=[2], hidden=[6]), (1, 4, 4), 3),
-    TwiceApplied,
+@pytest.mark.parametrize("make, input_shape", [
+    (lambda: build_model(ModelSpec(type="convnet", channels=[2], hidden=[6]), (1, 4, 4), 3), (1, 4, 4)),
+    (TwiceApplied, (4,)),
+    (lambda: nn.Sequential(nn.Linear(4, 5), nn.ReLU(inplace=True), nn.Linear(5, 3)), (4,)),  # overwrites an output
 ])
-def test_other_models_fall_back_to_per_example_gradients(make):
+def test_other_models_fall_back_to_per_example_gradients(make, input_shape):
     torch.manual_seed(0)
     model = make()
-    x = torch.randn(9, 1, 4, 4) if isinstance(model, nn.Sequential) else torch.randn(9, 4)
+    x = torch.randn(9, *input_shape)
     y = torch.randint(0, 3, (9,))
 
     def loss(out, target):

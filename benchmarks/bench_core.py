@@ -241,7 +241,6 @@ def bare_loop(strategy: str, tasks, model, opt) -> tuple[list[list[float]], floa
     import numpy as np
     import torch
     import torch.nn.functional as F
-    from torch.func import functional_call, grad, vmap
 
     train = 0.0
     scores = [bare_evaluate(model, tasks)]
@@ -263,13 +262,12 @@ def bare_loop(strategy: str, tasks, model, opt) -> tuple[list[list[float]], floa
                     loss = F.cross_entropy(model(torch.cat([x[idx], buf_x[pick]])), torch.cat([y[idx], buf_y[pick]]))
                 else:
                     loss = F.cross_entropy(model(x[idx]), y[idx])
-                if strategy == "ewc" and sums is not None:
-                    penalty = 0.0
-                    for p, s, m, c in zip(model.parameters(), *sums):
-                        penalty = penalty + (s * p * p - 2 * m * p + c).sum()
-                    loss = loss + 0.5 * EWC["lambda"] * penalty
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if strategy == "ewc" and sums is not None:  # penalty gradient lambda*(S*theta - M), added directly
+                    with torch.no_grad():
+                        for p, s, m in zip(model.parameters(), *sums[:2]):
+                            p.grad.add_(torch.addcmul(-m, s, p), alpha=EWC["lambda"])
                 opt.step()
         if strategy == "replay":  # reservoir sampling over the task's examples, then write the buffer
             rng = np.random.default_rng(derive_seed(SEED, "buffer", t))
@@ -285,17 +283,25 @@ def bare_loop(strategy: str, tasks, model, opt) -> tuple[list[list[float]], floa
                 buf_x, buf_y = x.new_zeros((cap, *x.shape[1:])), y.new_zeros((cap,))
             where, which = torch.tensor(list(slots)), torch.tensor(list(slots.values()))
             buf_x[where], buf_y[where] = x[which], y[which]
-        if strategy == "ewc":  # diagonal empirical Fisher from per-example gradients (torch.func)
-            params = {n: p.detach() for n, p in model.named_parameters()}
-            per_example = vmap(grad(lambda p, xi, yi: F.cross_entropy(
-                functional_call(model, p, (xi.unsqueeze(0),)), yi.unsqueeze(0))), in_dims=(None, 0, 0))
+        if strategy == "ewc" and t + 1 < len(tasks):  # diagonal empirical Fisher, none after the last task
+            # per Linear layer, the sum over examples of squared per-example gradients g_i a_i^T is (g^2)^T (a^2)
             n = min(EWC["fisher_samples"], len(x))
-            fisher = {k: torch.zeros_like(v) for k, v in params.items()}
+            fisher = [torch.zeros_like(p) for p in model.parameters()]
             model.eval()
             for start in range(0, n, FISHER_CHUNK):
-                for k, g in per_example(params, x[start:start + FISHER_CHUNK], y[start:start + FISHER_CHUNK]).items():
-                    fisher[k] += g.square_().sum(0)  # fresh per-example buffers: square them in place
-            fisher = [f / n for f in fisher.values()]
+                xs, ys = x[start:start + FISHER_CHUNK], y[start:start + FISHER_CHUNK]
+                inputs, outputs, h = [], [], xs
+                for module in model:
+                    h_in, h = h, module(h)
+                    if isinstance(module, torch.nn.Linear):
+                        inputs.append(h_in)
+                        outputs.append(h)
+                delta = F.softmax(h.detach(), 1) - F.one_hot(ys, h.shape[1])  # per-example d loss / d logits
+                grads = torch.autograd.grad(h, outputs, delta)
+                for i, (a, g) in enumerate(zip(inputs, grads)):
+                    fisher[2 * i] += g.square().T @ a.square()
+                    fisher[2 * i + 1] += g.square().sum(0)
+            fisher = [f / n for f in fisher]
             anchor = [p.detach().clone() for p in model.parameters()]
             new = (fisher, [f * a for f, a in zip(fisher, anchor)], [f * a ** 2 for f, a in zip(fisher, anchor)])
             sums = new if sums is None else tuple([o + n_ for o, n_ in zip(old, nw)] for old, nw in zip(sums, new))

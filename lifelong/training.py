@@ -68,12 +68,15 @@ def minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator
 
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, spec: TrainingSpec,
         generator: torch.Generator, mask: torch.Tensor | None,
-        batch_loss: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
+        batch_loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        add_penalty: Callable[[], torch.Tensor] | None = None) -> float:
     """Train on `task` for `spec.epochs`; return the mean training loss.
 
     `batch_loss(idx)` (indices into the task's training set) replaces the plain task loss when a
-    strategy needs more (replay, EWC, joint). Losses are summed on the device and checked once at
-    the end: no per-step synchronisation.
+    strategy needs more (replay, joint). `add_penalty()`, called after each backward pass, adds a
+    penalty's gradient to the parameters' gradients itself and returns the penalty's value, which
+    counts in the training loss (EWC: cheaper than differentiating the penalty). Losses are summed
+    on the device and checked once at the end: no per-step synchronisation.
     """
     model.train()
     loss_fn = batch_loss or (lambda idx: task_loss(model(task.x_train[idx]), task.y_train[idx], task.kind, mask))
@@ -84,6 +87,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, spec: Tr
             loss = loss_fn(idx)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if add_penalty is not None:
+                loss = loss.detach() + add_penalty()
             optimizer.step()
             total += loss.detach()
             steps += 1

@@ -47,13 +47,18 @@ class Replay(Strategy):
         draw = torch.Generator(device=self.ctx.device).manual_seed(derive_seed(self.ctx.seed, "buffer", task.id, 1))
         n_replay = self.params.replay_batch_size or self.ctx.training.batch_size
         masks = None if mask is None else self._buffer_masks()  # no task has a mask unless this one does
+        # one batch tensor, current examples then replayed ones, filled in place at every step
+        x = task.x_train.new_empty((self.ctx.training.batch_size + n_replay, *task.x_train.shape[1:]))
+        y = task.y_train.new_empty((len(x), *task.y_train.shape[1:]))
 
         def batch_loss(idx: torch.Tensor) -> torch.Tensor:
             pick = torch.randint(self.filled, (n_replay,), generator=draw, device=self.ctx.device)
-            x = torch.cat([task.x_train[idx], self.buffer_x[pick]])
-            y = torch.cat([task.y_train[idx], self.buffer_y[pick]])
-            batch_mask = None if mask is None else torch.cat([mask.expand(len(idx), -1), masks[pick]])
-            return task_loss(self.model(x), y, task.kind, batch_mask)
+            n = len(idx)
+            for batch, current, stored in ((x, task.x_train, self.buffer_x), (y, task.y_train, self.buffer_y)):
+                torch.index_select(current, 0, idx, out=batch[:n])
+                torch.index_select(stored, 0, pick, out=batch[n:n + n_replay])
+            batch_mask = None if mask is None else torch.cat([mask.expand(n, -1), masks[pick]])
+            return task_loss(self.model(x[:n + n_replay]), y[:n + n_replay], task.kind, batch_mask)
 
         return fit(self.model, self.optimizer, task, self.ctx.training, shuffle, mask, batch_loss)
 
@@ -64,27 +69,32 @@ class Replay(Strategy):
         return torch.stack(rows)[self.buffer_task.to(self.ctx.device)]
 
     def _reservoir_update(self, task: Task) -> None:
-        """Reservoir sampling over the task's examples in a seeded random order."""
+        """Reservoir sampling (Vitter's algorithm R) over the task's examples in a seeded random order.
+
+        The example at lifetime position i >= capacity draws a slot in [0, i] and replaces its
+        content if the slot is in the buffer. The draws are taken in one call (the same numbers as
+        one call per example); when several examples hit one slot, the last one stays.
+        """
         rng = np.random.default_rng(derive_seed(self.ctx.seed, "buffer", task.id))
         order = rng.permutation(len(task.x_train))
         capacity = self.params.buffer_size
-        slots: dict[int, int] = {}
-        for offset, example in enumerate(order):
-            position = self.seen + offset
-            slot = position if position < capacity else int(rng.integers(0, position + 1))
-            if slot < capacity:
-                slots[slot] = int(example)
+        slots = self.seen + np.arange(len(order))
+        late = slots >= capacity
+        slots[late] = rng.integers(0, slots[late] + 1)
+        kept = slots < capacity
+        slots, examples = slots[kept], order[kept]
+        last = len(slots) - 1 - np.unique(slots[::-1], return_index=True)[1]
         self.seen += len(order)
-        self._write(task, slots)
+        self._write(task, slots[last], examples[last])
 
-    def _write(self, task: Task, slots: dict[int, int]) -> None:
+    def _write(self, task: Task, slots: np.ndarray, examples: np.ndarray) -> None:
         if self.buffer_x is None:
             capacity = self.params.buffer_size
             self.buffer_x = task.x_train.new_zeros((capacity, *task.x_train.shape[1:]))
             self.buffer_y = task.y_train.new_zeros((capacity, *task.y_train.shape[1:]))
             self.buffer_task = torch.zeros(capacity, dtype=torch.long)
-        where = torch.tensor(list(slots), dtype=torch.long)
-        which = torch.tensor(list(slots.values()), dtype=torch.long, device=task.x_train.device)
+        where = torch.from_numpy(slots)
+        which = torch.from_numpy(examples).to(task.x_train.device)
         self.buffer_x[where.to(self.buffer_x.device)] = task.x_train[which]
         self.buffer_y[where.to(self.buffer_y.device)] = task.y_train[which]
         self.buffer_task[where] = task.id

@@ -1,18 +1,21 @@
 """Continual-learning baselines: what each one does to the record, checked on tiny blob streams."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from lifelong.evaluation import metrics
 from lifelong.orchestrator import play
+from lifelong.seeding import derive_seed
 from lifelong.strategies.ewc import EWC
 from lifelong.strategies.independent import Independent
 from lifelong.strategies.joint import Joint
 from lifelong.strategies.naive import Naive
 from lifelong.strategies.registry import UnknownStrategyError, available, strategy_class
 from lifelong.strategies.replay import Replay
-from lifelong.training import NonFiniteLossError
+from lifelong.training import NonFiniteLossError, fit, task_loss
 from tests.conftest import blob_stream, context, linear_domain_stream
 
 
@@ -42,7 +45,7 @@ def test_joint_trains_on_the_union_and_does_not_forget(blobs):
     assert metrics.acc(record.scores) > 0.95 and metrics.forgetting(record.scores) < 0.05
 
 
-def test_ewc_penalty_equals_the_sum_of_quadratic_terms():
+def test_ewc_penalty_gradient_and_value_equal_autograd_of_the_sum_of_quadratic_terms():
     stream = blob_stream(n_tasks=3, scenario="task-il")
     for mode, gamma in (("separate", 1.0), ("online", 0.5)):
         ewc = EWC({"lambda": 2.0, "mode": mode, "gamma": gamma, "fisher_samples": 40})
@@ -62,7 +65,52 @@ def test_ewc_penalty_equals_the_sum_of_quadratic_terms():
         else:
             expected = sum(((gamma * fishers[0][n] + fishers[1][n]) * (params[n] - anchors[1][n]) ** 2).sum()
                            for n in params)
-        assert torch.allclose(ewc.penalty(), 0.5 * 2.0 * expected, rtol=1e-4), mode
+        expected = 0.5 * 2.0 * expected
+        expected_grads = torch.autograd.grad(expected, list(params.values()))
+        loss_grads = {n: torch.randn_like(p) for n, p in params.items()}  # what backward left, kept and added to
+        for n, p in params.items():
+            p.grad = loss_grads[n].clone()
+        value = ewc.add_penalty_grad()
+        torch.testing.assert_close(value, expected.detach(), rtol=1e-4, atol=1e-6, msg=mode)
+        for (n, p), g in zip(params.items(), expected_grads):
+            torch.testing.assert_close(p.grad, loss_grads[n] + g, rtol=1e-5, atol=1e-6, msg=f"{mode} {n}")
+
+
+def test_ewc_training_with_the_direct_penalty_gradient_equals_autograd_of_loss_plus_penalty():
+    stream = blob_stream(n_tasks=2)
+    ewc = EWC({"lambda": 5.0, "fisher_samples": 40})
+    ctx = context(stream)
+    ewc.setup(ctx)
+    ewc.learn(stream.tasks[0])
+    task, mask = stream.tasks[1], ctx.mask(stream.tasks[1])
+    start = copy.deepcopy(ewc.state_dict())
+
+    def loss_plus_penalty(idx):  # the penalty as a graph, differentiated by autograd
+        plain = task_loss(ewc.model(task.x_train[idx]), task.y_train[idx], task.kind, mask)
+        return plain + 0.5 * 5.0 * sum((s * p * p - 2 * m * p + c).sum() for p, s, m, c in zip(
+            ewc.model.parameters(), *(ewc.sums[k].values() for k in "SMC")))
+
+    trained = {}
+    for way in ("autograd", "direct"):
+        ewc.load_state_dict(copy.deepcopy(start))
+        loss = fit(ewc.model, ewc.optimizer, task, ctx.training, ctx.shuffle_generator(task), mask,
+                   batch_loss=loss_plus_penalty if way == "autograd" else None,
+                   add_penalty=ewc.add_penalty_grad if way == "direct" else None)
+        trained[way] = loss, [p.detach().clone() for p in ewc.model.parameters()]
+    assert trained["direct"][0] == pytest.approx(trained["autograd"][0], rel=1e-5)  # 15 steps, penalty included
+    for a, b in zip(trained["direct"][1], trained["autograd"][1]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_ewc_computes_no_fisher_after_the_last_task(monkeypatch):
+    stream = blob_stream(n_tasks=3)
+    ewc = EWC({"fisher_samples": 40})
+    fisher_of = []
+    original = EWC._fisher
+    monkeypatch.setattr(EWC, "_fisher", lambda self, task, mask: fisher_of.append(task.id) or original(self, task, mask))
+    record = run(ewc, stream)
+    assert fisher_of == [0, 1]  # the last task's Fisher would penalise no later task
+    assert record.completed == 3 and np.isfinite(record.scores).all()
 
 
 def test_ewc_reduces_forgetting_against_naive_in_domain_incremental_learning():
@@ -91,6 +139,25 @@ def test_reservoir_keeps_a_bounded_uniform_sample():
         task = stream.tasks[int(t)]
         match = (task.x_train == x).all(1)
         assert match.any() and task.y_train[match][0] == y
+
+
+def test_reservoir_draws_match_algorithm_r_with_one_draw_per_example():
+    stream = blob_stream(n_tasks=4, n_per_class=30)  # 60 examples a task; the buffer overflows from task 1 on
+    replay = Replay({"buffer_size": 50})
+    replay.setup(context(stream))
+    slots, seen = {}, 0
+    for task in stream.tasks:
+        replay._reservoir_update(task)
+        rng = np.random.default_rng(derive_seed(0, "buffer", task.id))  # the definition, one example at a time
+        for offset, example in enumerate(rng.permutation(len(task.x_train))):
+            position = seen + offset
+            slot = position if position < 50 else int(rng.integers(0, position + 1))
+            if slot < 50:
+                slots[slot] = (task.id, int(example))
+        seen += len(task.x_train)
+        entries = [slots[i] for i in range(len(slots))]  # slots fill in order: 0..len-1 are taken
+        assert torch.equal(replay.buffer_x[:len(slots)], torch.stack([stream.tasks[t].x_train[e] for t, e in entries]))
+        assert replay.buffer_task[:len(slots)].tolist() == [t for t, _ in entries]
 
 
 def test_state_dict_round_trip_resumes_identically(blobs):

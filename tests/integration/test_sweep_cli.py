@@ -86,7 +86,7 @@ class StopAfterFirstTask(Callback):
 def test_an_interrupted_run_is_resumed_and_ends_with_the_same_record(local_sweep, tmp_path):
     quick = yaml.safe_load(QUICK.read_text())
     path = tmp_path / "one.yaml"
-    path.write_text(yaml.safe_dump({"base": str(REPO / "configs" / quick["base"]), "set": quick["set"],
+    path.write_text(yaml.safe_dump({"base": str((QUICK.parent / quick["base"]).resolve()), "set": quick["set"],
                                     "list": [{"strategy": "replay", "seed": 1}]}, sort_keys=False))
     run = load_sweep(path, tmp_path / "sweep").runs[0]
     folder = tmp_path / "sweep/runs" / run.run_id
@@ -171,7 +171,7 @@ def test_a_failed_run_is_reported_and_the_others_finish(tmp_path):
     missing = {"name": "f", "builder": "split", "dataset": "fashion_mnist", "n_tasks": 2,
                "data_root": str(tmp_path / "nowhere")}
     runs = [{"strategy": "naive", "seed": 0}, {"strategy": "naive", "stream": missing}]
-    path.write_text(yaml.safe_dump({"base": str(REPO / "configs" / quick["base"]), "set": quick["set"],
+    path.write_text(yaml.safe_dump({"base": str((QUICK.parent / quick["base"]).resolve()), "set": quick["set"],
                                     "list": runs}, sort_keys=False))
     result = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "sweep")])
     assert result.exit_code == 1 and "1 of 2 runs failed (naive-f-" in result.output

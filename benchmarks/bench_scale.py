@@ -13,7 +13,8 @@ Reported per T:
 - wall: the whole `run_experiment` (stream, training, evaluation, writes, metrics, report);
 - per task: wall / T;
 - bookkeeping: time in the run's hooks (every `on_eval` and `on_task_end` of every callback but
-  the timer itself: record writes and checkpoints), share of wall;
+  the timer itself: record log lines and checkpoints) plus the record tables written at the end
+  (record.csv/.parquet, timings.csv), share of wall;
 - evaluation: time in the row evaluations (`evaluate_test_set`), share of wall;
 - stream RSS: peak RSS of a separate process that builds the stream and iterates every task
   (lazy streams: it should not grow with T); run RSS: peak RSS of the run's process;
@@ -74,6 +75,7 @@ def child_run(n_tasks: int, threads: int, reps: int) -> dict:
     from lifelong.callbacks import Callback
     from lifelong.config import ExperimentConfig
     from lifelong.evaluation.evaluator import EVAL_BATCH, evaluate_test_set, test_set_of
+    from lifelong.run_folder import RunFolder
 
     spent = {"bookkeeping": 0.0, "evaluation": 0.0}
 
@@ -100,6 +102,7 @@ def child_run(n_tasks: int, threads: int, reps: int) -> dict:
     run.play = lambda strategy, ctx, label, callbacks=(), record=None: play(
         strategy, ctx, label, [Timed(cb) for cb in callbacks], record)
     orchestrator.evaluate_test_set = timed("evaluation", evaluate_test_set)
+    RunFolder.write_tables = timed("bookkeeping", RunFolder.write_tables)  # record.csv/.parquet at the end
 
     with tempfile.TemporaryDirectory() as tmp:
         experiment = ExperimentConfig.model_validate(config(n_tasks, Path(tmp) / "runs", threads))

@@ -35,11 +35,19 @@ class RunFolderError(FolderError):
 
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write to a temp file in the same folder, then rename over `path`: readers never see half a file."""
+    with atomic_file(path) as handle:
+        handle.write(data.encode() if isinstance(data, str) else data)
+
+
+@contextmanager
+def atomic_file(path: Path):
+    """A binary handle on a temp file beside `path`, renamed over it when the block ends without error:
+    for files written piece by piece (long records), never whole in memory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode() if isinstance(data, str) else data)
+            yield handle
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -126,21 +134,32 @@ class RunFolder:
         self.write_records(self.log.read())
 
     def write_records(self, records: list[LifetimeRecord]) -> None:
-        """The record in long form (CSV, and parquet when pyarrow is there) plus per-task timings."""
+        """The record in long form (CSV, and parquet when pyarrow is there) plus per-task timings.
+
+        Written a block of rows at a time, so a T = 1,000 record (a million rows per lifetime) never
+        sits in memory as one table or one string."""
         if not records:
             return
-        frame = pd.concat([r.to_frame() for r in records], ignore_index=True)
-        atomic_write(self.file("record.csv"), frame.to_csv(index=False))
+        with atomic_file(self.file("record.csv")) as handle:
+            for i, block in enumerate(_record_blocks(records)):
+                block.to_csv(handle, header=i == 0, index=False)
         timings = pd.concat([_timings(r) for r in records], ignore_index=True)
         atomic_write(self.file("timings.csv"), timings.to_csv(index=False))
         curves = [r.curves_frame() for r in records if r.curves is not None]
         if curves:
             atomic_write(self.file("curves.csv"), pd.concat(curves, ignore_index=True).to_csv(index=False))
         try:
-            import pyarrow  # noqa: F401  (optional: parquet only when installed)
+            import pyarrow
+            import pyarrow.parquet
         except ImportError:
-            return
-        atomic_write(self.file("record.parquet"), frame.to_parquet(index=False))
+            return  # optional: parquet only when installed
+        with atomic_file(self.file("record.parquet")) as handle:
+            writer = None
+            for block in _record_blocks(records):
+                table = pyarrow.Table.from_pandas(block, preserve_index=False)
+                writer = writer or pyarrow.parquet.ParquetWriter(handle, table.schema)
+                writer.write_table(table)
+            writer.close()
 
     def checkpoint_path(self, label: str, seed: int, previous: bool = False) -> Path:
         name = f"{safe_name(label, 'strategy label')}-seed{seed}{'.prev' if previous else ''}.pt"
@@ -189,6 +208,17 @@ def _load(path: Path) -> dict:
         raise RunFolderError(f"checkpoint {path} was written by an older version of lifelong and cannot be "
                              "resumed; start the run again")
     return state
+
+
+RECORD_BLOCK_ROWS = 100_000  # rows of the long form built at once when the tables are written
+
+
+def _record_blocks(records: list[LifetimeRecord]):
+    """The long form of every record, in blocks of whole rows of R of about RECORD_BLOCK_ROWS rows."""
+    for record in records:
+        step = max(1, RECORD_BLOCK_ROWS // record.n_tasks)
+        for start in range(0, record.n_tasks + 1, step):
+            yield record.to_frame(range(start, min(start + step, record.n_tasks + 1)))
 
 
 def _timings(record: LifetimeRecord) -> pd.DataFrame:

@@ -45,15 +45,18 @@ class LifetimeRecord:
     def score_name(self) -> str:
         return "neg_mse" if self.kind == "regression" else "accuracy"
 
-    def to_frame(self) -> pd.DataFrame:
-        """Long form: one row per (after_task, eval_task); after_task 0 = before training."""
+    def to_frame(self, rows: range | None = None) -> pd.DataFrame:
+        """Long form: one row per (after_task, eval_task); after_task 0 = before training. `rows`: only
+        these rows of R (default all)."""
+        rows = range(self.n_tasks + 1) if rows is None else rows
         n = self.n_tasks
-        after, evaluated = np.meshgrid(np.arange(n + 1), np.arange(n), indexing="ij")
+        after, evaluated = np.meshgrid(np.asarray(rows), np.arange(n), indexing="ij")
         return pd.DataFrame({
             "strategy": self.strategy, "seed": self.seed,
             "after_task": after.ravel(), "eval_task": evaluated.ravel(),
             "eval_task_name": np.array(self.task_names)[evaluated.ravel()],
-            "score": self.scores.ravel(), "loss": self.losses.ravel(), "score_name": self.score_name,
+            "score": self.scores[rows.start:rows.stop].ravel(), "loss": self.losses[rows.start:rows.stop].ravel(),
+            "score_name": self.score_name,
         })
 
     def curves_frame(self) -> pd.DataFrame | None:

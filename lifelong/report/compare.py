@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from lifelong.report.document import best_rows, fmt
+from lifelong.evaluation.aggregate import summarize
 from lifelong.evaluation.registry import METRICS, groups
 from lifelong.report.render import Best, Block, Heading, Table, Text, to_html, to_markdown, user
 from lifelong.report.rundata import RunData, load_run
@@ -54,14 +56,37 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path | None = None) 
     return CompareResult(paths, frame, notes)
 
 
+# Config fields that say where and how a run went, not what it measured: runs that differ only in
+# these (and in their seeds) are one setting, whose seeds are pooled.
+NOT_A_SETTING = ("name", "seeds", "out", "threads", "tensorboard")
+
+
+def setting_id(run: RunData) -> str:
+    """A hash of the config without its seeds and placement: equal for the runs of one setting."""
+    setting = {k: v for k, v in run.config.items() if k not in NOT_A_SETTING}
+    return hashlib.sha256(json.dumps(setting, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def _long_form(runs: list[RunData]) -> pd.DataFrame:
-    """Every summarised metric of every strategy of every run, with `best` marked within its stream."""
-    rows = []
+    """Every metric of every strategy of every setting, seeds pooled over the runs of a setting (a
+    seed met twice counts once), with `best` marked within its stream."""
+    pooled: dict[tuple, dict] = {}
     for run in runs:
-        for strategy, summary in ((run.metrics or {}).get("summary") or {}).items():
-            for metric, agg in summary.items():
-                rows.append({"stream": stream_id(run), "run": run.path.name, "run_dir": str(run.path),
-                             "strategy": strategy, "metric": metric, **agg})
+        for strategy, seeds in ((run.metrics or {}).get("per_seed") or {}).items():
+            entry = pooled.setdefault((stream_id(run), setting_id(run), strategy), {"runs": [], "seeds": {}})
+            entry["runs"].append(run)
+            for seed, values in seeds.items():
+                entry["seeds"].setdefault(str(seed), values)
+    rows = []
+    for (stream, _, strategy), entry in pooled.items():
+        names = [run.path.name for run in entry["runs"]]
+        label = names[0] if len(names) == 1 else f"{names[0]} (+{len(names) - 1} runs, seeds pooled)"
+        scalars = dict.fromkeys(k for values in entry["seeds"].values() for k, v in values.items()
+                                if isinstance(v, (int, float)))
+        for metric in scalars:
+            rows.append({"stream": stream, "run": label, "run_dir": str(entry["runs"][0].path),
+                         "strategy": strategy, "metric": metric,
+                         **summarize([values.get(metric, math.nan) for values in entry["seeds"].values()])})
     frame = pd.DataFrame(rows, columns=["stream", "run", "run_dir", "strategy", "metric", "mean", "std",
                                         "ci95_low", "ci95_high", "n"])
     frame["best"] = False
@@ -77,7 +102,8 @@ def _blocks(frame: pd.DataFrame, groups: list[str], runs: list[RunData]) -> list
         Text(f"{len(runs)} run(s): " + ", ".join(user(run.path) for run in runs) + ". Mean over seeds ± "
              "half-width of the 95% confidence interval; bold = best mean within its stream (higher is better "
              "for every metric except forgetting, intransigence and negative transfer, where lower is); "
-             "where the intervals overlap, the difference may be seed noise.")]
+             "where the intervals overlap, the difference may be seed noise. Runs whose configs differ only in "
+             "their seeds (a sweep over seeds) are one row: their seeds are pooled.")]
     if len(groups) > 1:
         blocks.append(Text(f"The runs use {len(groups)} different streams, so each stream has its own table; "
                            "numbers are never ranked across streams."))

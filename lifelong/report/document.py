@@ -358,7 +358,8 @@ def _figures(run: RunData, metrics: dict) -> list[Block]:
                "strategies and seeds; cells never evaluated are blank." + blocks_.describe("rows and columns")),
         Figure(figures.png(figures.lifetime(matrices, score)),
                "Score of each task over the lifetime, mean over seeds: dotted before the task's own training, "
-               "solid after, lines joining the evaluated points. A falling solid line is forgetting."
+               f"solid after, lines joining the evaluated points ({evaluated} of {total} cells evaluated). A "
+               "falling solid line is forgetting."
                + (f" With {T} tasks, {len(drawn)} evenly spaced tasks are drawn "
                   f"({', '.join(str(j + 1) for j in drawn)})." if T > FULL_UP_TO else ""))]
     per_task, verdicts = metrics.get("per_task", {}), metrics.get("flags", {})
@@ -371,12 +372,17 @@ def _figures(run: RunData, metrics: dict) -> list[Block]:
         caption = ("Per task, one panel per quantity: bars = mean over seeds, whiskers = 95% CI; a red triangle "
                    "marks a task flagged for negative transfer by the rule above; no bar where the cells a value "
                    "needs were not evaluated.")
+        values_shown = sum(int(np.sum(~np.isnan([a["mean"] for a in v]))) for _, values, _ in panels
+                           for v in values.values())
+        values_possible = sum(len(v) for _, values, _ in panels for v in values.values())
+        counted = (f" {values_shown} of {values_possible} per-task values could be computed from evaluated "
+                   "cells.")
         if blocks_.coarse:
             caption = (f"Per task, one panel per quantity. With {T} tasks, each bar is a block of {blocks_.size} "
                        "consecutive tasks: the mean of their means over seeds, whiskers from the lowest to the "
                        "highest task mean in the block; a red triangle marks a block holding a task flagged for "
                        "negative transfer. metrics.json keeps every task.")
-        blocks.append(Figure(figures.png(figures.per_task_bars(panels, blocks_)), caption))
+        blocks.append(Figure(figures.png(figures.per_task_bars(panels, blocks_)), caption + counted))
     curves = {label: [r.curves for r in records if r.curves is not None] for label, records in groups_.items()}
     curves = {label: c for label, c in curves.items() if c}
     if curves:

@@ -3,7 +3,6 @@ here. Missing or older files are noted in `missing`, and whatever can still be s
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,10 +76,10 @@ def load_run(path: str | Path) -> RunData:
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such run folder")
     run = RunData(path)
-    run.config = _read(run, "config.yaml", lambda text: parse_yaml(text, str(path / "config.yaml"))[0],
+    run.config = _read(run, "config.yaml", lambda file: parse_yaml(file.read_text(), str(file))[0],
                        "the config section is left out") or {}
-    run.environment = _read(run, "environment.json", json.loads, "the environment section is left out")
-    run.references = _read(run, "references.json", json.loads,
+    run.environment = _read(run, "environment.json", _json, "the environment section is left out")
+    run.references = _read(run, "references.json", _json,
                            "run without references (or by an older version): negative transfer and "
                            "intransigence are not shown")
     if (path / "error.txt").is_file():
@@ -101,7 +100,7 @@ def load_run(path: str | Path) -> RunData:
         if not (path / "metrics.json").is_file():
             run.notes.append("metrics.json is missing: metrics recomputed from record.csv")
     else:
-        stored = _read(run, "metrics.json", json.loads, "no metrics can be shown")
+        stored = _read(run, "metrics.json", _json, "no metrics can be shown")
         if stored is not None:
             run.metrics = stored
             run.notes.append(f"metrics come from metrics.json (version {stored.get('version', 1)}), not "
@@ -112,7 +111,7 @@ def load_run(path: str | Path) -> RunData:
 def _read(run: RunData, name: str, parse, consequence: str):
     file = run.path / name
     try:
-        return parse(file.read_text())
+        return parse(file)
     except FileNotFoundError:
         run.notes.append(f"{name} is missing: {consequence}")
     except (ValueError, yaml.YAMLError) as error:  # json, yaml and pandas parse errors
@@ -120,12 +119,21 @@ def _read(run: RunData, name: str, parse, consequence: str):
     return None
 
 
-def _csv(text: str) -> pd.DataFrame:
-    return pd.read_csv(io.StringIO(text))
+def _json(file: Path):
+    return json.loads(file.read_text())
+
+
+def _csv(file: Path) -> pd.DataFrame:
+    return pd.read_csv(file)
+
+
+def _record_csv(file: Path) -> pd.DataFrame:
+    """record.csv with its repeated names as categories: a T = 1,000 lifetime is a million rows."""
+    return pd.read_csv(file, dtype={"strategy": "category", "eval_task_name": "category", "score_name": "category"})
 
 
 def _records(run: RunData) -> list[LifetimeRecord]:
-    frame = _read(run, "record.csv", _csv,
+    frame = _read(run, "record.csv", _record_csv,
                   "no score matrices, figures or recomputed metrics")
     if frame is None:
         return []
@@ -133,7 +141,7 @@ def _records(run: RunData) -> list[LifetimeRecord]:
     if lacking:
         run.notes.append(f"record.csv lacks the columns {sorted(lacking)} (older version?): it is not used")
         return []
-    groups = frame.groupby(["strategy", "seed"], sort=False)
+    groups = frame.groupby(["strategy", "seed"], sort=False, observed=True)
     return [LifetimeRecord.from_frame(rows, "regression" if rows["score_name"].iloc[0] == "neg_mse"
                                       else "classification") for _, rows in groups]
 

@@ -28,12 +28,13 @@ def forgets(T: int, level: float = 0.9) -> np.ndarray:
 
 
 def write_run(path: Path, matrices: dict[str, list[np.ndarray]], stream: str = "s1", few_shot: bool = False,
-              independent: float | None = 0.95, joint: float | None = None, stopped: dict | None = None) -> Path:
-    """One record per (strategy, seed) from `matrices[strategy][seed]`, plus the files a run writes.
+              independent: float | None = 0.95, joint: float | None = None, stopped: dict | None = None,
+              first_seed: int = 0) -> Path:
+    """One record per (strategy, seed) from `matrices[strategy][seed - first_seed]`, plus the files a run writes.
     `stopped[(strategy, seed)] = k`: that lifetime's events end after task k (a killed run)."""
     records = []
     for label, per_seed in matrices.items():
-        for seed, R in enumerate(per_seed):
+        for seed, R in enumerate(per_seed, start=first_seed):
             T = R.shape[1]
             curves = np.stack([R - 0.2, R - 0.1, R], axis=-1) if few_shot else None
             records.append(LifetimeRecord(label, seed, [f"T{j + 1}" for j in range(T)], "classification", R,

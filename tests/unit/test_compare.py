@@ -1,6 +1,8 @@
 """`lifelong compare`: strategies side by side, grouped by stream, the best of each metric marked with
 its sign in mind (higher ACC is better, lower forgetting is better)."""
 
+import math
+
 import pandas as pd
 from typer.testing import CliRunner
 
@@ -37,3 +39,18 @@ def test_cli_compare(tmp_path):
     result = CliRunner().invoke(app, ["compare", str(a), str(a), "--out", str(tmp_path / "cmp")])
     assert result.exit_code == 0, result.output
     assert "compare.html" in result.output and (tmp_path / "cmp/compare.csv").is_file()
+
+
+def test_runs_that_differ_only_in_their_seeds_are_one_row_with_their_seeds_pooled(tmp_path):
+    """A sweep over seeds writes one run folder per seed; the comparison pools them (a seed met twice
+    counts once) and keeps apart a run whose config differs in anything else."""
+    seed0 = write_run(tmp_path / "seed0", {"naive": [keeps(3, 0.6)]})
+    seed1 = write_run(tmp_path / "seed1", {"naive": [keeps(3, 0.8)]}, first_seed=1)
+    other = write_run(tmp_path / "other", {"naive": [keeps(3, 0.9)], "replay": [keeps(3, 0.5)]})
+    frame = compare_runs([seed0, seed1, seed1, other], tmp_path / "out").frame
+    acc = frame[(frame["metric"] == "acc") & (frame["strategy"] == "naive")].set_index("run")
+    pooled = acc.loc["seed0 (+2 runs, seeds pooled)"]
+    half = 12.706204736 * math.sqrt(0.02) / math.sqrt(2)  # t_{0.975,1} * std / sqrt(n), std of (0.6, 0.8)
+    assert pooled["n"] == 2 and math.isclose(pooled["mean"], 0.7)
+    assert math.isclose(pooled["ci95_high"] - pooled["mean"], half, rel_tol=1e-6)
+    assert acc.loc["other", "n"] == 1 and math.isclose(acc.loc["other", "mean"], 0.9)

@@ -199,6 +199,9 @@ def test_a_report_with_unevaluated_cells_says_how_many_each_metric_used(tmp_path
     assert r"naive fwt: n/a, none of the cells it needs (R\[j−1\]\[j\] with b_j, j ≥ 2) were evaluated" in md
     assert "naive acc" not in md.split("## Figures")[0].split("Terms each metric")[1]  # complete: not listed
     assert "6 of 12 cells evaluated" in (folder / "report.html").read_text()
+    assert "lines joining the evaluated points (6 of 12 cells evaluated)" in md  # the lifetime plot's caption
+    # per-task bars: only forgetting has values; f_1, f_2 from R[1..2][j] (evaluated), f_3 undefined (last task)
+    assert "2 of 3 per-task values could be computed from evaluated cells" in md
 
 
 def test_a_long_lifetime_report_shows_task_blocks_and_says_so(tmp_path):

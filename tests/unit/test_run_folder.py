@@ -285,3 +285,21 @@ def test_joint_resumes_with_its_past_tasks_on_the_run_device(device):
     assert [t.x_train.device.type for t in resumed.seen] == [device]
     if device == "cuda":
         assert resumed.learn(stream.tasks[1].to(device))["train_loss"] >= 0
+
+
+def test_the_tables_written_block_by_block_equal_the_whole_long_form(tmp_path, monkeypatch):
+    """record.csv and record.parquet are written a few rows of R at a time (a T = 1,000 record is a
+    million rows); the files hold exactly the long form of every record, in order."""
+    import pandas as pd
+
+    monkeypatch.setattr("lifelong.run_folder.RECORD_BLOCK_ROWS", 7)  # 2 rows of R per block with T = 3
+    rng = np.random.default_rng(0)
+    records = [LifetimeRecord(label, seed, ["T1", "T2 (a/b)", "T3"], "classification", rng.random((4, 3)),
+                              rng.random((4, 3)), np.zeros(3), np.zeros(3)) for label, seed in (("a", 0), ("b", 1))]
+    records[1].scores[2, 1] = np.nan  # a cell a schedule skipped stays empty
+    folder = RunFolder(tmp_path / "run")
+    folder.write_records(records)
+    whole = pd.concat([r.to_frame() for r in records], ignore_index=True)
+    assert (tmp_path / "run/record.csv").read_text() == whole.to_csv(index=False)
+    assert len(whole) == 2 * 4 * 3
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "run/record.parquet"), whole)

@@ -77,9 +77,7 @@ class RecordLog:
         """Every lifetime in the log (its first `up_to` bytes), in the order they started; cells never
         written are NaN."""
         records: dict[tuple[str, int], LifetimeRecord] = {}
-        text = self.path.read_bytes()[:up_to] if self.path.exists() else b""
-        lines = text.split(b"\n")
-        for number, raw in enumerate(lines[:-1], start=1):  # lines[-1]: empty, or a torn last line
+        for number, raw in enumerate(self._lines(up_to), start=1):
             try:
                 line = json.loads(raw)
                 _apply(records, line)
@@ -87,6 +85,19 @@ class RecordLog:
                 raise RecordLogError(f"{self.path}, line {number}: cannot be read ({type(error).__name__}: "
                                      f"{error}); the file was edited or damaged") from None
         return list(records.values())
+
+    def _lines(self, up_to: int | None):
+        """The complete lines of the first `up_to` bytes, one at a time (a T = 1,000 log is tens of MB);
+        a last line without its newline (torn by a crash) is left out."""
+        if not self.path.exists():
+            return
+        left = self.size() if up_to is None else up_to
+        with self.path.open("rb") as handle:
+            for raw in handle:
+                if len(raw) > left or not raw.endswith(b"\n"):
+                    return
+                left -= len(raw)
+                yield raw
 
 
 def _apply(records: dict[tuple[str, int], LifetimeRecord], line: dict) -> None:

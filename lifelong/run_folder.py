@@ -210,7 +210,7 @@ def _load(path: Path) -> dict:
     return state
 
 
-RECORD_BLOCK_ROWS = 100_000  # rows of the long form built at once when the tables are written
+RECORD_BLOCK_ROWS = 20_000  # rows of the long form built at once when the tables are written
 
 
 def _record_blocks(records: list[LifetimeRecord]):

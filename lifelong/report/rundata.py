@@ -37,6 +37,7 @@ class Lifetime:
         return where + (f" (error: {self.error})" if self.error else "")
 
 
+RECORD_READ_ROWS = 50_000  # rows of record.csv parsed at once
 RECORD_COLUMNS = {"strategy", "seed", "after_task", "eval_task", "eval_task_name", "score", "loss", "score_name"}
 
 
@@ -127,23 +128,51 @@ def _csv(file: Path) -> pd.DataFrame:
     return pd.read_csv(file)
 
 
-def _record_csv(file: Path) -> pd.DataFrame:
-    """record.csv with its repeated names as categories: a T = 1,000 lifetime is a million rows."""
-    return pd.read_csv(file, dtype={"strategy": "category", "eval_task_name": "category", "score_name": "category"})
+class _Lacking(Exception):
+    """record.csv lacks columns (a file of an older version)."""
+
+
+def _record_csv(file: Path) -> list[LifetimeRecord]:
+    """The records in record.csv, read a block of rows at a time into score matrices: a T = 1,000
+    lifetime is a million rows, which as one table would take several times the matrices' memory."""
+    parts: dict[tuple, dict] = {}
+    for chunk in pd.read_csv(file, chunksize=RECORD_READ_ROWS, dtype={"eval_task_name": str}):
+        lacking = RECORD_COLUMNS - set(chunk.columns)
+        if lacking:
+            raise _Lacking(f"record.csv lacks the columns {sorted(lacking)} (older version?): it is not used")
+        for (strategy, seed), rows in chunk.groupby(["strategy", "seed"], sort=False):
+            part = parts.setdefault((str(strategy), int(seed)), {"matrices": np.full((2, 0, 0), np.nan),
+                                                                  "names": {}, "score_name": rows["score_name"].iloc[0]})
+            after, evaluated = rows["after_task"].to_numpy(), rows["eval_task"].to_numpy()
+            part["matrices"] = _grown(part["matrices"], after.max() + 1, evaluated.max() + 1)
+            part["matrices"][:, after, evaluated] = rows["score"].to_numpy(), rows["loss"].to_numpy()
+            first = rows[after == 0]
+            part["names"].update(zip(first["eval_task"], first["eval_task_name"]))
+    return [_record_of(key, part) for key, part in parts.items()]
+
+
+def _grown(matrices: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """(score, loss) matrices at least rows x columns, new cells NaN (a record's size is known only at its end)."""
+    if rows <= matrices.shape[1] and columns <= matrices.shape[2]:
+        return matrices
+    grown = np.full((2, max(rows, matrices.shape[1]), max(columns, matrices.shape[2])), np.nan)
+    grown[:, :matrices.shape[1], :matrices.shape[2]] = matrices
+    return grown
+
+
+def _record_of(key: tuple[str, int], part: dict) -> LifetimeRecord:
+    n = part["matrices"].shape[2]
+    scores, losses = _grown(part["matrices"], n + 1, n)
+    return LifetimeRecord(key[0], key[1], [part["names"][j] for j in range(n)],
+                          "regression" if part["score_name"] == "neg_mse" else "classification", scores, losses)
 
 
 def _records(run: RunData) -> list[LifetimeRecord]:
-    frame = _read(run, "record.csv", _record_csv,
-                  "no score matrices, figures or recomputed metrics")
-    if frame is None:
+    try:
+        return _read(run, "record.csv", _record_csv, "no score matrices, figures or recomputed metrics") or []
+    except _Lacking as lacking:
+        run.notes.append(str(lacking))
         return []
-    lacking = RECORD_COLUMNS - set(frame.columns)
-    if lacking:
-        run.notes.append(f"record.csv lacks the columns {sorted(lacking)} (older version?): it is not used")
-        return []
-    groups = frame.groupby(["strategy", "seed"], sort=False, observed=True)
-    return [LifetimeRecord.from_frame(rows, "regression" if rows["score_name"].iloc[0] == "neg_mse"
-                                      else "classification") for _, rows in groups]
 
 
 def _lifetimes(run: RunData) -> list[Lifetime]:
@@ -190,12 +219,16 @@ def _read_events(run: RunData) -> list[dict] | None:
             run.notes.append("events.jsonl is missing: how far each lifetime got is read off the record's rows")
         return None
     events = []
-    for line in file.read_text().splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue
-    return [e for e in events if isinstance(e, dict)]
+    with file.open(encoding="utf-8", errors="replace") as lines:  # one line at a time: long runs log a lot
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                event.pop("scores", None)  # a task_end's score row: the record has it; keep only progress
+                events.append(event)
+    return events
 
 
 def _attach_timings(records: list[LifetimeRecord], timings: pd.DataFrame | None) -> None:

@@ -1,4 +1,4 @@
-"""Across-seed aggregation: compute each metric per seed, then mean ± 95% CI (METRICS.md §6), and
+"""Across-seed aggregation: compute each metric per seed, then mean ± 95% Student-t CI across seeds, and
 the three-state verdict on a per-seed gap (negative transfer / inconclusive / none)."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Continual-learning metrics as pure functions of the accuracy record (see METRICS.md).
+"""Continual-learning metrics as pure functions of the accuracy record; each is registered with its
+glossary entry (formula, sign, convention), which the report prints.
 
 `R` has shape (T+1, T): row 0 = b (evaluation before any training), row i = after training
 task i (1-based), column j = evaluated task (0-based). In 0-based terms the main diagonal
@@ -109,14 +110,14 @@ def negative_transfer_per_task(R, independent_diag) -> dict[str, np.ndarray]:
 
 def adaptation_gain(curve) -> np.ndarray:
     """c(K) - c(0) over the last axis: score after K adaptation steps minus the score before
-    adapting (METRICS.md §5)."""
+    adapting."""
     curve = np.asarray(curve, dtype=float)
     return curve[..., -1] - curve[..., 0]
 
 
 def adaptation_area(curve) -> np.ndarray:
     """mean_{s=0..K} (c(s) - c(0)) over the last axis: area of the adaptation curve above its
-    start, normalised by the K+1 points (LCA-style, METRICS.md §5)."""
+    start, normalised by the K+1 points (LCA-style: Chaudhry et al. 2019's learning curve area)."""
     curve = np.asarray(curve, dtype=float)
     return (curve - curve[..., :1]).mean(axis=-1)
 
@@ -297,7 +298,7 @@ def acc_zero_shot(curves) -> np.ndarray:
 
 @metric("adaptation_gain", group=FEW_SHOT, title="adaptation gain", formula="mean_j (C[T][j][K] − C[T][j][0])",
         better="higher", baseline="the score before adapting",
-        convention="METRICS.md §5, final row, K = evaluation.steps", cells="C[T][j][K] with C[T][j][0]",
+        convention="after the whole lifetime (final row), K = evaluation.steps adaptation steps", cells="C[T][j][K] with C[T][j][0]",
         needs=("curves",), per_task=lambda curves: adaptation_gain(_final_curves(curves)),
         per_task_title="adaptation gain C[T][j][K] − C[T][j][0] (higher is better)")
 def mean_adaptation_gain(curves) -> np.ndarray:
@@ -368,5 +369,5 @@ def core_metrics(R) -> dict:
 
 def to_higher_is_better(loss_matrix) -> np.ndarray:
     """Return -loss (e.g. negative MSE) so every metric here keeps "higher is better"
-    and BWT < 0 / forgetting > 0 still mean "got worse" for regression (METRICS.md §6)."""
+    and BWT < 0 / forgetting > 0 still mean "got worse" for regression."""
     return -np.asarray(loss_matrix, dtype=float)

@@ -1,4 +1,4 @@
-"""Metrics on small records whose expected values are worked out by hand (see METRICS.md).
+"""Metrics on small records whose expected values are worked out by hand (the report glossary states each definition).
 
 Record convention: row 0 = b (before training), row i = after training task i, column j = task j+1.
 """

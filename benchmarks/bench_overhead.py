@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from timing import accumulated  # benchmarks/timing.py (the script's folder is on the path)
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -123,19 +125,11 @@ def measure(variant: str, stream, context) -> dict:
     for name in INNER.get(variant, ()):
         if hasattr(strategy, name):  # an older engine may lack one (no add_penalty_grad before point 8)
             inner[name] = 0.0
-            setattr(strategy, name, _clocked(getattr(strategy, name), inner, name))
+            setattr(strategy, name, accumulated(getattr(strategy, name), inner, name, time.process_time))
     cpu, wall, record = timed(lambda: play(strategy, ctx, variant))
     return {"cpu": cpu, "wall": wall, "scores": record.scores.tolist(), **inner}
 
 
-def _clocked(method, totals: dict, name: str):
-    def call(*args, **kwargs):
-        start = time.process_time()
-        try:
-            return method(*args, **kwargs)
-        finally:
-            totals[name] += time.process_time() - start
-    return call
 
 
 def render(data: dict) -> str:

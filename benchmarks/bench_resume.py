@@ -27,6 +27,8 @@ from lifelong import run as run_module
 from lifelong.config import REPO_ROOT, load_config
 from lifelong.run_folder import RunFolder
 
+from timing import accumulated  # benchmarks/timing.py (the script's folder is on the path)
+
 HOOKS = ("on_run_start", "on_eval", "on_task_end")
 
 
@@ -41,14 +43,7 @@ def config(args):
 
 def timed(owner, name: str, spent: dict):
     original = getattr(owner, name)
-
-    def wrapper(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            spent[name] += time.perf_counter() - started
-    return original, wrapper
+    return original, accumulated(original, spent, name)
 
 
 def one_run(cfg, out: Path, checkpoints: bool) -> dict:

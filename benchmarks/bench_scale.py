@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import accumulated  # benchmarks/timing.py (the script's folder is on the path)
+
 REPO = Path(__file__).resolve().parents[1]
 MARK = "@@BENCH@@"
 
@@ -80,13 +82,7 @@ def child_run(n_tasks: int, threads: int, reps: int) -> dict:
     spent = {"bookkeeping": 0.0, "evaluation": 0.0}
 
     def timed(kind, function):
-        def wrapper(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                spent[kind] += time.perf_counter() - started
-        return wrapper
+        return accumulated(function, spent, kind)
 
     class Timed(Callback):
         """A hook whose `on_eval` and `on_task_end` count as bookkeeping."""

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-from collections.abc import Sequence
 import json
+import pkgutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,11 +38,21 @@ from lifelong.training import TrainingSpec
 
 KINDS = {"independent": Independent, "joint": Joint}
 
-# The modules whose code decides a reference's scores: its data, model, training and scoring.
+# The modules whose code decides a reference's scores: its data, model, training and scoring (and
+# every stream builder, see `reference_modules`).
 REFERENCE_CODE = ("lifelong.references", "lifelong.training", "lifelong.models", "lifelong.adapt",
                   "lifelong.seeding", "lifelong.evaluation.evaluator", "lifelong.evaluation.fewshot",
                   "lifelong.strategies.base", "lifelong.strategies.independent", "lifelong.strategies.joint",
-                  "lifelong.streams.builders", "lifelong.streams.sources", "lifelong.streams.task")
+                  "lifelong.streams.builders", "lifelong.streams.registry", "lifelong.streams.sources",
+                  "lifelong.streams.task")
+
+
+def reference_modules() -> tuple[str, ...]:
+    """REFERENCE_CODE and every module of `lifelong.streams.builtin`, where the builders make the data."""
+    from lifelong.streams import builtin
+
+    found = sorted(module.name for module in pkgutil.iter_modules(builtin.__path__))
+    return REFERENCE_CODE + tuple(f"{builtin.__name__}.{name}" for name in found)
 
 
 def module_source(name: str) -> bytes:
@@ -49,9 +60,9 @@ def module_source(name: str) -> bytes:
 
 
 def code_digest() -> str:
-    """One hash of the source of every module in REFERENCE_CODE."""
+    """One hash of the source of every module in `reference_modules()`."""
     digest = hashlib.sha256()
-    for name in REFERENCE_CODE:
+    for name in reference_modules():
         digest.update(name.encode() + b"\0" + module_source(name) + b"\0")
     return digest.hexdigest()[:20]
 

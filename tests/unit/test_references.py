@@ -144,7 +144,8 @@ def test_the_cache_key_changes_with_the_code_that_trains_or_scores_a_reference(t
     key = reference_key(cfg, training, 0, torch.device("cpu"))[0]
     assert reference_key(cfg, training, 0, torch.device("cpu"))[0] == key  # stable while the code is
     source = references.module_source
-    for module in ("lifelong.training", "lifelong.evaluation.evaluator", "lifelong.strategies.joint"):
+    for module in ("lifelong.training", "lifelong.evaluation.evaluator", "lifelong.strategies.joint",
+                   "lifelong.streams.builtin.split"):
         monkeypatch.setattr(references, "module_source",
                             lambda name, edited=module: source(name) + (b"\n# edited" if name == edited else b""))
         assert reference_key(cfg, training, 0, torch.device("cpu"))[0] != key, module

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from lifelong.errors import ConfigError
+from lifelong.file_names import safe_file_name
 from lifelong.evaluation.fewshot import EvaluationSpec
 from lifelong.models import ModelSpec
 from lifelong.specfiles import (describe, find_config, load_stream_spec, nearest_line, parse_yaml, read_yaml,
@@ -25,21 +26,7 @@ __all__ = ["ConfigError", "ExperimentConfig", "load_config", "load_stream_spec",
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# Labels and config names become file and folder names (checkpoints, run folders), so they may hold
-# no path separator and may not start with a dot: nothing is ever written outside the run folder.
-_NAME_PUNCTUATION = set("._-+=@ ")
 _STRATEGY_NAME = re.compile(r"\w[\w.+-]*(:[A-Za-z_][\w.]*)?")
-
-
-def safe_file_name(value: str) -> str:
-    """`value` when it can be used as one file name as it is; else ValueError saying what to write."""
-    bad = sorted({c for c in value if not (c.isalnum() or c in _NAME_PUNCTUATION)})
-    if bad or value.startswith(".") or not value.strip() or len(value) > 100:
-        why = (f"holds {''.join(bad)!r}" if bad else "starts with a dot" if value.startswith(".")
-               else "is blank" if not value.strip() else "is longer than 100 characters")
-        raise ValueError(f"{value!r} {why}, and it names files and folders; use letters, digits, spaces and "
-                         "._-+=@ (not starting with a dot), e.g. 'ewc-lambda_10'")
-    return value
 
 
 class StrategyEntry(BaseModel):

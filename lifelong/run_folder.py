@@ -23,6 +23,7 @@ import yaml
 from filelock import FileLock, Timeout
 
 from lifelong.errors import FolderError
+from lifelong.file_names import safe_file_name
 from lifelong.evaluation.record import LifetimeRecord
 from lifelong.record_log import LOG_NAME, RecordLog
 
@@ -63,11 +64,12 @@ def inside(root: Path, name: str, what: str) -> Path:
 
 
 def safe_name(name: str, what: str) -> str:
-    """A label used as one file name: no separators, not hidden, not '.' or '..'."""
-    if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
-        raise RunFolderError(f"{what} {name!r} cannot name a file; use letters, digits, '-' and '_' "
-                             "(no '/', '\\' or leading '.')")
-    return name
+    """A label or config name used as one file name, by the rule validation applies (`safe_file_name`):
+    checked again here because the Python API can build a config without validating it."""
+    try:
+        return safe_file_name(name)
+    except ValueError as error:
+        raise RunFolderError(f"{what} {error}") from None
 
 
 class RunFolder:

@@ -67,17 +67,6 @@ class LifetimeRecord:
         return pd.DataFrame({"strategy": self.strategy, "seed": self.seed, "after_task": after.ravel(),
                              "eval_task": evaluated.ravel(), "step": step.ravel(), "score": self.curves.ravel()})
 
-    @classmethod
-    def from_frame(cls, frame: pd.DataFrame, kind: str, train_seconds=None, peak_memory_mb=None) -> LifetimeRecord:
-        """Rebuild one (strategy, seed) record from its rows of the long form."""
-        frame = frame.sort_values(["after_task", "eval_task"])
-        n = int(frame["eval_task"].max()) + 1
-        names = frame[frame["after_task"] == 0].sort_values("eval_task")["eval_task_name"].tolist()
-        return cls(str(frame["strategy"].iloc[0]), int(frame["seed"].iloc[0]), names, kind,
-                   frame["score"].to_numpy().reshape(n + 1, n), frame["loss"].to_numpy().reshape(n + 1, n),
-                   None if train_seconds is None else np.asarray(train_seconds, dtype=float),
-                   None if peak_memory_mb is None else np.asarray(peak_memory_mb, dtype=float))
-
     def to_state(self) -> dict:
         """Primitives and arrays only, for checkpoints loaded with weights_only=True."""
         return {"strategy": self.strategy, "seed": self.seed, "task_names": self.task_names, "kind": self.kind,

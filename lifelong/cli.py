@@ -79,7 +79,7 @@ def run(config: Path = typer.Argument(..., help="experiment config (YAML), or a 
 
     Ctrl-C stops after the files being written are whole and prints the `lifelong resume` command."""
     from lifelong.config import load_config, parse_seeds
-    from lifelong.preflight import check_writable
+    from lifelong.preflight import check_folders
     from lifelong.run import run_experiment
 
     extra = list(overrides or [])
@@ -93,9 +93,7 @@ def run(config: Path = typer.Argument(..., help="experiment config (YAML), or a 
         if tensorboard:
             extra.append("tensorboard=true")
         parsed = load_config(config, extra)
-        check_writable(out or Path(parsed.out), "--out" if out else "out")
-        if parsed.references.enabled:
-            check_writable(Path(parsed.references.cache_dir), "references.cache_dir")
+        check_folders(parsed, out)
         result = run_experiment(parsed, out=out, force=force)
     _print_result(result)
 

@@ -31,11 +31,18 @@ def check_experiment(config: ExperimentConfig) -> list[str]:
             f"{stream.n_outputs} outputs", *check_stream_fits(config, stream)]
     if config.references.enabled:
         done.append(f"references: joint learner at tasks {config.references.joint_tasks(len(stream))}")
-        check_writable(Path(config.references.cache_dir), "references.cache_dir")
-    check_writable(Path(config.out), "out")
+    check_folders(config)
     done.append(f"run folders can be written under {config.out}"
                 + (f", the reference cache under {config.references.cache_dir}" if config.references.enabled else ""))
     return done
+
+
+def check_folders(config: ExperimentConfig, out: Path | None = None) -> None:
+    """The folders a run writes can be written: its run folder (`out`, else under config.out) and the
+    reference cache when references are on."""
+    if config.references.enabled:
+        check_writable(Path(config.references.cache_dir), "references.cache_dir")
+    check_writable(out or Path(config.out), "--out" if out else "out")
 
 
 def check_stream_fits(config: ExperimentConfig, stream: Stream) -> list[str]:

@@ -47,15 +47,20 @@ def make_backend(name: str, jobs: int = 1, address: str | None = None, cpus_per_
 def run_sweep(path: str | Path, *, backend: str = "local", jobs: int = 1, address: str | None = None,
               cpus_per_run: int = 1, out: str | Path | None = None, progress: bool = True,
               console: Console | None = None) -> SweepResult:
-    """Expand and validate the sweep file, then run every unfinished run on the backend (see lifelong.sweep)."""
-    sweep = load_sweep(path, out)
-    launcher = make_backend(backend, jobs, address, cpus_per_run)
+    """Expand and validate the sweep file, then run every unfinished run on the backend (see lifelong.sweep).
+
+    The local pool starts first, so its workers load the engine while the sweep is checked; Ray (which
+    starts a cluster or connects to one) only once the sweep file is known to be good."""
+    launcher = make_backend(backend, jobs, address) if backend == "local" else None
     try:
+        sweep = load_sweep(path, out)
+        launcher = launcher or make_backend(backend, jobs, address, cpus_per_run)
         folder = SweepFolder(sweep)
         folder.start()
         _play(folder, launcher, progress, console)
     finally:
-        launcher.close()
+        if launcher is not None:
+            launcher.close()
     compared = folder.compare()
     return SweepResult(sweep.out, sweep, folder, compared.written if compared else [])
 

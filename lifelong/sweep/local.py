@@ -1,7 +1,9 @@
 """The local backend: a pool of `jobs` worker processes on this machine.
 
 Each worker gets cores // jobs torch threads (two jobs on two cores must not each spin two threads) and,
-when several CUDA devices exist, a device of its own (worker i sees device i mod count).
+when several CUDA devices exist, a device of its own (worker i sees device i mod count). The workers start
+when the backend is made and import the engine at once (torch, the run and report modules: seconds), so
+that start-up overlaps the driver's own work of checking the sweep instead of delaying the first runs.
 """
 
 from __future__ import annotations
@@ -22,29 +24,45 @@ class LocalBackend:
             raise SweepError(f"--jobs {jobs}: give 1 or more worker processes")
         self.jobs = self.slots = jobs
         self.threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+        self.pool = _warm_pool(jobs) if jobs > 1 else None
 
     def launch(self, jobs: list[RunJob]) -> Iterator[RunOutcome]:
         """Yield each run's outcome as it finishes; jobs=1 runs in this process, one after the other."""
         jobs = [replace(job, threads=self.threads) for job in jobs]
-        if self.jobs == 1:
+        if self.pool is None:
             yield from map(play_run, jobs)
             return
-        import torch
-
-        context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
-        worker_index = context.Value("i", 0)
-        with ProcessPoolExecutor(min(self.jobs, len(jobs)) or 1, mp_context=context, initializer=_start_worker,
-                                 initargs=(worker_index, torch.cuda.device_count())) as pool:
-            futures = [pool.submit(play_run, job) for job in jobs]
-            try:
-                for future in as_completed(futures):
-                    yield future.result()
-            finally:
-                for future in futures:
-                    future.cancel()
+        futures = [self.pool.submit(play_run, job) for job in jobs]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
 
     def close(self) -> None:
-        """Nothing to release: the pool lives only while `launch` runs."""
+        """Stop the workers (after the runs they are playing, which keep their run folders consistent)."""
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+def _warm_pool(jobs: int) -> ProcessPoolExecutor:
+    """`jobs` spawned workers (fork would copy torch's thread pools), each importing the engine right away."""
+    context = multiprocessing.get_context("spawn")
+    worker_index = context.Value("i", 0)
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                               initargs=(worker_index, _cuda_device_count()))
+    for _ in range(jobs):  # one submission each: the pool starts a worker per waiting task
+        pool.submit(int)
+    return pool
+
+
+def _cuda_device_count() -> int:
+    """CUDA devices, without initialising CUDA in the driver (torch.cuda.device_count reads NVML or the
+    CUDA_VISIBLE_DEVICES list; importing torch here also loads it while the workers start)."""
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def _start_worker(worker_index, cuda_devices: int) -> None:
@@ -53,3 +71,5 @@ def _start_worker(worker_index, cuda_devices: int) -> None:
         worker_index.value += 1
     if cuda_devices > 1:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(index % cuda_devices)
+    import lifelong.report.figures  # noqa: F401  (matplotlib: the report's figures)
+    import lifelong.run  # noqa: F401  (torch, pandas, the engine: all loaded before the first job arrives)

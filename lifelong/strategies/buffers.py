@@ -56,8 +56,10 @@ class ReservoirBuffer:
     def filled(self) -> int:
         return min(self.seen, self.capacity)
 
-    def add_task(self, task: Task, seed: int) -> None:
-        """Offer the task's training examples in a seeded random order, after training on it."""
+    def add_task(self, task: Task, seed: int, **shared: torch.Tensor) -> None:
+        """Offer the task's training examples in a seeded random order, after training on it.
+
+        `shared` fields hold one value for all the task's examples (e.g. its output mask)."""
         rng = np.random.default_rng(derive_seed(seed, "buffer", task.id))
         order = rng.permutation(len(task.x_train))
         slots = reservoir_slots(rng, self.seen, len(order), self.capacity)
@@ -66,7 +68,8 @@ class ReservoirBuffer:
         stay = stay[slots[stay] < self.capacity]
         which = torch.from_numpy(order[stay]).to(task.x_train.device)
         self.write(torch.from_numpy(slots[stay]), x=task.x_train[which], y=task.y_train[which],
-                   task=torch.full((len(which),), task.id, dtype=torch.long))
+                   task=torch.full((len(which),), task.id, dtype=torch.long),
+                   **{name: value.expand(len(which), *value.shape) for name, value in shared.items()})
 
     def write(self, slots: torch.Tensor, **values: torch.Tensor) -> None:
         """Store `values[name][k]` in slot `slots[k]` of each field (no sync: indices are given)."""

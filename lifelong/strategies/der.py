@@ -47,6 +47,7 @@ class DER(Strategy):
         arrivals = Arrivals(self.buffer, task, spec.epochs, spec.batch_size, self.ctx.seed)
         draw = torch.Generator(device=self.ctx.device).manual_seed(derive_seed(self.ctx.seed, "buffer", task.id, 1))
         alpha, beta = self.params.alpha, self.params.beta
+        n_label = n_replay if beta else 0  # plain DER (beta 0) draws no label minibatch
         shared = {} if mask is None else {"mask": mask}
 
         def batch_loss(idx: torch.Tensor) -> torch.Tensor:
@@ -56,14 +57,15 @@ class DER(Strategy):
                 out = self.model(x)
                 loss = task_loss(out, y, task.kind, mask)
             else:
-                logit_pick, label_pick = self.buffer.sample(n_replay, draw), self.buffer.sample(n_replay, draw)
+                logit_pick, label_pick = self.buffer.sample(n_replay, draw), self.buffer.sample(n_label, draw)
                 stored = self.buffer["x"]
                 out = self.model(torch.cat([x, stored[logit_pick], stored[label_pick]]))
-                masks = self.buffer.fields.get("mask")
                 loss = (task_loss(out[:n], y, task.kind, mask)
-                        + alpha * F.mse_loss(out[n:n + n_replay], self.buffer["logits"][logit_pick])
-                        + beta * task_loss(out[n + n_replay:], self.buffer["y"][label_pick], task.kind,
-                                           None if masks is None else masks[label_pick]))
+                        + alpha * F.mse_loss(out[n:n + n_replay], self.buffer["logits"][logit_pick]))
+                if beta:
+                    masks = self.buffer.fields.get("mask")
+                    loss = loss + beta * task_loss(out[n + n_replay:], self.buffer["y"][label_pick], task.kind,
+                                                   None if masks is None else masks[label_pick])
             slots, rows = arrivals.next_batch()
             self.buffer.write(slots, x=x[rows], y=y[rows], logits=out[:n].detach()[rows],
                               **{k: v.expand(len(rows), *v.shape) for k, v in shared.items()})

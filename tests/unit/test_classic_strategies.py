@@ -6,7 +6,10 @@ from __future__ import annotations
 import copy
 import functools
 import io
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -332,3 +335,28 @@ def test_classic_strategies_validate_their_params():
         with pytest.raises(ValueError):
             cls(bad)
     assert strategy_class("lifelong.strategies.der:DER") is DER
+
+
+# --------------------------------------------------------------------------- the command line
+
+def cli(*args, cwd):
+    return subprocess.run([sys.executable, "-P", "-m", "lifelong.cli", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_every_classic_strategy_runs_resumably_from_the_command_line_and_validate_refuses_icarl(tmp_path):
+    strategies = "".join(f"  - {{name: 'lifelong.strategies.{name}:{cls.__name__}', label: {name}}}\n"
+                         for name, (cls, _) in CLASSIC.items())
+    (tmp_path / "classic.yaml").write_text(
+        "name: classic\nstream: {name: tiny, builder: split, dataset: digits, n_tasks: 3, train_per_task: 100}\n"
+        "training: {epochs: 1}\nreferences: {enabled: false}\nstrategies:\n"
+        + strategies.replace("label: gem}", "label: gem, params: {memory_per_task: 50}}"))
+    done = cli("run", tmp_path / "classic.yaml", "--out", tmp_path / "run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    per_seed = json.loads((tmp_path / "run/metrics.json").read_text())["per_seed"]
+    assert set(per_seed) == set(CLASSIC) and all(0 <= m["0"]["acc"] <= 1 for m in per_seed.values())
+    assert {p.name for p in (tmp_path / "run/checkpoints").glob("*-seed0.pt")} == {f"{n}-seed0.pt" for n in CLASSIC}
+    refused = cli("validate", tmp_path / "classic.yaml", "stream.scenario=task-il", cwd=tmp_path)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "strategy 'icarl' (strategies.5): icarl" in refused.stderr and "is task-il" in refused.stderr

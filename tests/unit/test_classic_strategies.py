@@ -156,19 +156,16 @@ def test_si_path_integral_on_a_tiny_quadratic():
     assert theta.tolist() == pytest.approx([0.81, 0.64])
 
 
-def test_si_importance_and_penalty_follow_the_paper():
+def test_si_importance_and_penalty_follow_the_paper(monkeypatch):
     stream = blob_stream(n_tasks=2, n_per_class=20)
     si = SI({"c": 0.5, "xi": 0.01})
     si.setup(context(stream, epochs=1))
     start = [p.detach().clone() for p in si.model.parameters()]
-    recorded = []
-    original = PathIntegral.record
-    PathIntegral.record = lambda self: (recorded.append(self), original(self))[1]
-    try:
-        si.learn(stream.tasks[0])
-    finally:
-        PathIntegral.record = original
-    omega = recorded[0].omega
+    paths = []
+    record = PathIntegral.record
+    monkeypatch.setattr(PathIntegral, "record", lambda self: paths.append(self) or record(self))
+    si.learn(stream.tasks[0])
+    omega = paths[0].omega
     for importance, w, p, p0 in zip(si.importance, omega, si.model.parameters(), start):
         torch.testing.assert_close(importance, w / ((p.detach() - p0) ** 2 + 0.01))
     with torch.no_grad():  # the surrogate's value and gradient at a point away from the anchor
@@ -243,8 +240,21 @@ def test_der_buffer_is_the_reservoir_of_every_minibatch_in_training_order():
         assert der.buffer.seen == seen
         expected = torch.stack([stream.tasks[t].x_train[e] for t, e in (slots[i] for i in range(50))])
         assert torch.equal(der.buffer["x"], expected)
+
+
+def test_der_stores_the_logits_each_example_had_when_it_was_trained_on():
+    stream = blob_stream(n_tasks=2, n_per_class=30)
+    der = DER({"buffer_size": 120})  # room for every example: arrival i stays in slot i
+    ctx = context(stream, epochs=1)
+    der.setup(ctx)
+    initial = copy.deepcopy(der.model)
+    der.learn(stream.tasks[0])
+    order = torch.randperm(60, generator=ctx.shuffle_generator(stream.tasks[0]))  # the task's arrival order
+    with torch.no_grad():
+        untrained = initial(stream.tasks[0].x_train[order])
     stored = der.buffer["logits"]
-    assert stored.shape == (50, stream.n_outputs) and stored.abs().sum(1).gt(0).all()  # every slot holds logits
+    torch.testing.assert_close(stored[:16], untrained[:16])  # the first step's outputs, before its update
+    assert not torch.allclose(stored[16:32], untrained[16:32])  # the second step's: after one update
 
 
 # --------------------------------------------------------------------------- resume

@@ -13,8 +13,8 @@ Three parts, as in the paper's Algorithms 1-5:
   closest to the class's mean feature (features: the input of the last linear layer, L2-normalised);
 * classification: nearest mean of exemplars, the class whose exemplars' mean feature is closest.
 
-Class-incremental classification streams only: the method is defined for one head learning new
-classes without task labels, and anything else is refused before training.
+Class-incremental classification streams under standard evaluation only: the method is defined
+for one head learning new classes without task labels, and anything else is refused before training.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from torch import nn
 from lifelong.strategies.base import Predictor, Strategy
 from lifelong.strategies.buffers import check_fills
 from lifelong.strategies.episodes import squared_distances
-from lifelong.strategies.stream_checks import require_classification, require_scenario
+from lifelong.strategies.stream_checks import UnsuitableStreamError, require_classification, require_scenario
 from lifelong.streams.task import Task
 from lifelong.training import fit
 
@@ -48,6 +48,9 @@ class ICaRL(Strategy):
         require_classification(ctx.stream, "icarl", "learns classes with a sigmoid per class",
                                "naive, ewc, si, replay, agem, gem, der")
         require_scenario(ctx.stream, "icarl", "class-il", "learns new classes in one head without task labels", FIX)
+        if ctx.evaluation.mode != "standard":
+            raise UnsuitableStreamError("icarl classifies by the nearest mean of exemplars, which the few-shot "
+                                        "protocol cannot fine-tune; set evaluation.mode: standard")
         check_fills(ctx.stream, self.params.memory_size, "icarl", "memory_size")
         super().setup(ctx)
         device, shape = ctx.device, ctx.stream.input_shape
@@ -117,8 +120,8 @@ class ICaRL(Strategy):
 
     def predictor(self, task: Task, support=None) -> Predictor:
         """Nearest mean of exemplars: -squared distance to each seen class's mean, -inf for the others."""
-        if support is not None or not self.seen_classes:
-            return super().predictor(task, support)
+        if not self.seen_classes:
+            return super().predictor(task)
         n_outputs, means = self.ctx.stream.n_outputs, self.means
         columns = torch.tensor(self.seen_classes, device=self.ctx.device)
 

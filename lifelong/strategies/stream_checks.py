@@ -8,7 +8,7 @@ from lifelong.streams.task import Stream
 
 
 class UnsuitableStreamError(ConfigError):
-    """A strategy given a stream of a kind or scenario it cannot serve; the message names the fix."""
+    """A strategy given a stream (or an evaluation mode) it cannot serve; the message names the fix."""
 
 
 def require_classification(stream: Stream, strategy: str, why: str, alternatives: str) -> None:

@@ -16,12 +16,13 @@ import pytest
 import torch
 from pydantic import TypeAdapter
 
+from lifelong.config import ExperimentConfig
+from lifelong.errors import UserError
 from lifelong.evaluation import metrics
+from lifelong.evaluation.fewshot import EvaluationSpec
 from lifelong.models import ModelSpec
 from lifelong.orchestrator import play
 from lifelong.preflight import check_stream_fits
-from lifelong.config import ExperimentConfig
-from lifelong.errors import UserError
 from lifelong.seeding import derive_seed
 from lifelong.strategies.agem import AGEM, project_onto_half_space
 from lifelong.strategies.base import StrategyContext
@@ -301,6 +302,10 @@ def test_icarl_refuses_a_task_incremental_stream_naming_itself_the_scenario_and_
     with pytest.raises(UnsuitableStreamError, match=r"icarl .* class-il streams only; stream 'blobs' is task-il\. "
                                                     r"Use a split stream with scenario: class-il"):
         ICaRL().setup(context(stream))
+    few_shot = StrategyContext(blob_stream(), ModelSpec(hidden=[8]), TrainingSpec(), torch.device("cpu"), 0,
+                               EvaluationSpec(mode="few-shot"))
+    with pytest.raises(UnsuitableStreamError, match="icarl .* set evaluation.mode: standard"):
+        ICaRL().setup(few_shot)
     config = config_with("lifelong.strategies.icarl:ICaRL", {**SPLIT_DIGITS, "scenario": "task-il"})
     with pytest.raises(UserError, match=r"strategy 'icarl' \(strategies\.0\): icarl .* is task-il"):
         check_stream_fits(config, build_stream(config.stream))  # what `lifelong validate` and `run` call first

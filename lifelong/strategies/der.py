@@ -66,7 +66,7 @@ class DER(Strategy):
                     masks = self.buffer.fields.get("mask")
                     loss = loss + beta * task_loss(out[n + n_replay:], self.buffer["y"][label_pick], task.kind,
                                                    None if masks is None else masks[label_pick])
-            slots, rows = arrivals.next_batch()
+            slots, rows = arrivals.next_batch(n)
             self.buffer.write(slots, x=x[rows], y=y[rows], logits=out[:n].detach()[rows],
                               **{k: v.expand(len(rows), *v.shape) for k, v in shared.items()})
             return loss
@@ -102,8 +102,11 @@ class Arrivals:
         self.sizes = np.bincount(batch).tolist()
         self.buffer, self.step = buffer, 0
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This step's slots and batch rows; counts the batch as seen."""
+    def next_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's slots and batch rows; counts the batch (of `size` examples) as seen."""
+        if size != self.sizes[self.step]:
+            raise RuntimeError(f"step {self.step} trains on {size} examples, not the {self.sizes[self.step]} "
+                               "planned: `training.minibatches` no longer splits epochs as `Arrivals` assumes")
         start = self.ends[self.step - 1] if self.step else 0
         end = self.ends[self.step]
         self.buffer.seen += self.sizes[self.step]

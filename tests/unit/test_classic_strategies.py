@@ -8,8 +8,10 @@ import functools
 import io
 import json
 import os
+import runpy
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -375,3 +377,23 @@ def test_every_classic_strategy_runs_resumably_from_the_command_line_and_validat
     refused = cli("validate", tmp_path / "classic.yaml", "stream.scenario=task-il", cwd=tmp_path)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "strategy 'icarl' (strategies.5): icarl" in refused.stderr and "is task-il" in refused.stderr
+
+
+# --------------------------------------------------------------------------- the speed table's bare loops
+
+def test_the_bare_loops_of_the_speed_table_do_exactly_the_engines_algorithms():
+    """benchmarks/bare_classic.py (plain PyTorch) ends with the engine's very weights: same algorithm, same defaults."""
+    bare = runpy.run_path(str(Path(__file__).resolve().parents[2] / "benchmarks/bare_classic.py"))["BARE"]
+    stream = blob_stream(n_tasks=3, n_per_class=20)
+    tasks = [(t.x_train, t.y_train, t.x_test, t.y_test) for t in stream.tasks]
+    sizes = {"gem": {"memory_per_task": 30}, "agem": {"buffer_size": 100}, "der": {"buffer_size": 100},
+             "icarl": {"memory_size": 100}}
+    for name, (cls, _) in CLASSIC.items():
+        engine = cls(sizes.get(name, {}))
+        engine.setup(context(stream, epochs=1))
+        model = copy.deepcopy(engine.model)
+        for task in stream.tasks:
+            engine.learn(task)
+        bare[name](tasks, model, 0.1, 16, 0, **sizes.get(name, {}))
+        for a, b in zip(engine.model.parameters(), model.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)

@@ -11,6 +11,7 @@ import os
 import runpy
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -352,6 +353,14 @@ def test_classic_strategies_validate_their_params():
         with pytest.raises(ValueError):
             cls(bad)
     assert strategy_class("lifelong.strategies.der:DER") is DER
+
+
+def test_pyproject_registers_every_classic_strategy_under_its_name():
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    registered = project["entry-points"]["lifelong.strategies"]
+    for name, (cls, _) in CLASSIC.items():
+        assert strategy_class(registered[name]) is cls
+    assert any(dep.startswith("quadprog") for dep in project["optional-dependencies"]["gem"])
 
 
 # --------------------------------------------------------------------------- the command line

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from lifelong.config import ExperimentConfig
-from lifelong.errors import ConfigError, FolderError
+from lifelong.errors import ConfigError, FolderError, UserError
 from lifelong.evaluation.fewshot import support_set
 from lifelong.models import build_model
 from lifelong.orchestrator import StrategyError
@@ -51,11 +51,13 @@ def check_stream_fits(config: ExperimentConfig, stream: Stream) -> list[str]:
     model = build_model(config.model, stream.input_shape, stream.n_outputs)
     done = [f"model {config.model.type} builds for these inputs: "
             f"{sum(p.numel() for p in model.parameters()):,} parameters"]
-    for entry in config.strategies:
+    for index, entry in enumerate(config.strategies):
         ctx = StrategyContext(stream, config.model, config.training_for(entry), torch.device("cpu"),
                               config.seeds[0], config.evaluation)
         try:
             strategy_class(entry.name)(entry.params).setup(ctx)
+        except UserError as error:  # the strategy refuses this stream or these settings; its message says why
+            raise StrategyError(f"strategy {entry.display_name!r} (strategies.{index}): {error}") from error
         except Exception as error:  # the strategy's own code, as the orchestrator reports it when learning
             raise StrategyError(f"strategy {entry.display_name!r} failed while setting up: "
                                 f"{type(error).__name__}: {error}") from error

@@ -69,13 +69,15 @@ def minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, spec: TrainingSpec,
         generator: torch.Generator, mask: torch.Tensor | None,
         batch_loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        add_penalty: Callable[[], torch.Tensor] | None = None) -> float:
+        add_penalty: Callable[[], torch.Tensor] | None = None,
+        project: Callable[[], None] | None = None) -> float:
     """Train on `task` for `spec.epochs`; return the mean training loss.
 
     `batch_loss(idx)` (indices into the task's training set) replaces the plain task loss when a
     strategy needs more (replay, joint). `add_penalty()`, called after each backward pass, adds a
     penalty's gradient to the parameters' gradients itself and returns the penalty's value, which
-    counts in the training loss (EWC: cheaper than differentiating the penalty). Losses are summed
+    counts in the training loss (EWC: cheaper than differentiating the penalty). `project()`, called
+    last before the optimiser step, rewrites the gradients in place (GEM, A-GEM). Losses are summed
     on the device and checked once at the end: no per-step synchronisation.
     """
     model.train()
@@ -89,6 +91,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, spec: Tr
             loss.backward()
             if add_penalty is not None:
                 loss = loss.detach() + add_penalty()
+            if project is not None:
+                project()
             optimizer.step()
             total += loss.detach()
             steps += 1

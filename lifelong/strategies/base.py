@@ -4,6 +4,9 @@ Lifecycle, driven by the orchestrator: `setup(ctx)` once, then `learn(task)` for
 order; between tasks the evaluator calls `predictor(task)` once per `predictor_key(task)` (once
 in all, unless the predictor depends on the task: then override `predictor_key`).
 `state_dict()`/`load_state_dict()` hold everything needed to resume after a task.
+A strategy that cannot serve a stream (its kind, scenario, or too little data for a memory) raises
+a `UserError` from `setup`: `lifelong validate` and `lifelong run` set every strategy up before
+any training, so the refusal comes first (see `lifelong.strategies.stream_checks`).
 """
 
 from __future__ import annotations

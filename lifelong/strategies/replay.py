@@ -1,18 +1,19 @@
 """Experience replay with a reservoir buffer (Chaudhry et al. 2019, "On Tiny Episodic Memories").
 
 Each minibatch of the current task is concatenated with an equally sized minibatch drawn from
-the buffer. The buffer is a reservoir sample (Vitter 1985) over every training example seen so
-far, updated when a task ends, so a task's own examples are replayed only on later tasks.
+the buffer. The buffer is a reservoir sample (Vitter 1985; `lifelong.strategies.buffers`) over
+every training example seen so far, updated when a task ends, so a task's own examples are
+replayed only on later tasks.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from lifelong.seeding import derive_seed
 from lifelong.strategies.base import Strategy
+from lifelong.strategies.buffers import ReservoirBuffer, check_fills
 from lifelong.streams.task import Task
 from lifelong.training import fit, task_loss
 
@@ -28,19 +29,17 @@ class Replay(Strategy):
 
     def setup(self, ctx) -> None:
         super().setup(ctx)
-        self.buffer_x: torch.Tensor | None = None
-        self.buffer_y: torch.Tensor | None = None
-        self.buffer_task: torch.Tensor | None = None
-        self.seen = 0
+        check_fills(ctx.stream, self.params.buffer_size, "replay", "buffer_size")
+        self.buffer = ReservoirBuffer(self.params.buffer_size)
 
     def learn(self, task: Task) -> dict:
         mask = self.ctx.mask(task)
-        if self.buffer_x is None:
+        if self.buffer.filled == 0:
             loss = fit(self.model, self.optimizer, task, self.ctx.training, self.ctx.shuffle_generator(task), mask)
         else:
             loss = self._fit_with_replay(task, mask)
-        self._reservoir_update(task)
-        return {"train_loss": loss, "buffer_filled": self.filled}
+        self.buffer.add_task(task, self.ctx.seed)
+        return {"train_loss": loss, "buffer_filled": self.buffer.filled}
 
     def _fit_with_replay(self, task: Task, mask: torch.Tensor | None) -> float:
         shuffle = self.ctx.shuffle_generator(task)
@@ -52,9 +51,9 @@ class Replay(Strategy):
         y = task.y_train.new_empty((len(x), *task.y_train.shape[1:]))
 
         def batch_loss(idx: torch.Tensor) -> torch.Tensor:
-            pick = torch.randint(self.filled, (n_replay,), generator=draw, device=self.ctx.device)
+            pick = self.buffer.sample(n_replay, draw)
             n = len(idx)
-            for batch, current, stored in ((x, task.x_train, self.buffer_x), (y, task.y_train, self.buffer_y)):
+            for batch, current, stored in ((x, task.x_train, self.buffer["x"]), (y, task.y_train, self.buffer["y"])):
                 torch.index_select(current, 0, idx, out=batch[:n])
                 torch.index_select(stored, 0, pick, out=batch[n:n + n_replay])
             batch_mask = None if mask is None else torch.cat([mask.expand(n, -1), masks[pick]])
@@ -66,48 +65,11 @@ class Replay(Strategy):
         rows = [self.ctx.mask(t) for t in self.ctx.stream.tasks]
         if rows[0] is None:
             return None
-        return torch.stack(rows)[self.buffer_task.to(self.ctx.device)]
-
-    def _reservoir_update(self, task: Task) -> None:
-        """Reservoir sampling (Vitter's algorithm R) over the task's examples in a seeded random order.
-
-        The example at lifetime position i >= capacity draws a slot in [0, i] and replaces its
-        content if the slot is in the buffer. The draws are taken in one call (the same numbers as
-        one call per example); when several examples hit one slot, the last one stays.
-        """
-        rng = np.random.default_rng(derive_seed(self.ctx.seed, "buffer", task.id))
-        order = rng.permutation(len(task.x_train))
-        capacity = self.params.buffer_size
-        slots = self.seen + np.arange(len(order))
-        late = slots >= capacity
-        slots[late] = rng.integers(0, slots[late] + 1)
-        kept = slots < capacity
-        slots, examples = slots[kept], order[kept]
-        last = len(slots) - 1 - np.unique(slots[::-1], return_index=True)[1]
-        self.seen += len(order)
-        self._write(task, slots[last], examples[last])
-
-    def _write(self, task: Task, slots: np.ndarray, examples: np.ndarray) -> None:
-        if self.buffer_x is None:
-            capacity = self.params.buffer_size
-            self.buffer_x = task.x_train.new_zeros((capacity, *task.x_train.shape[1:]))
-            self.buffer_y = task.y_train.new_zeros((capacity, *task.y_train.shape[1:]))
-            self.buffer_task = torch.zeros(capacity, dtype=torch.long)
-        where = torch.from_numpy(slots)
-        which = torch.from_numpy(examples).to(task.x_train.device)
-        self.buffer_x[where.to(self.buffer_x.device)] = task.x_train[which]
-        self.buffer_y[where.to(self.buffer_y.device)] = task.y_train[which]
-        self.buffer_task[where] = task.id
-
-    @property
-    def filled(self) -> int:
-        return min(self.seen, self.params.buffer_size)
+        return torch.stack(rows)[self.buffer["task"].to(self.ctx.device)]
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "buffer_x": self.buffer_x, "buffer_y": self.buffer_y,
-                "buffer_task": self.buffer_task, "seen": self.seen}
+        return {**super().state_dict(), **self.buffer.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.buffer_x, self.buffer_y = state["buffer_x"], state["buffer_y"]
-        self.buffer_task, self.seen = state["buffer_task"], int(state["seen"])
+        self.buffer.load_state_dict(state)

@@ -63,16 +63,16 @@ def test_readme_plugin_example_runs_from_a_config(tmp_path):
     code = re.search(r"<!-- plugin-example.*?-->\n```python\n(.*?)```", readme, re.S).group(1)
     assert len(code.splitlines()) < 40
     (tmp_path / "my_strategies.py").write_text(code)
-    (tmp_path / "lwf.yaml").write_text(
-        f"name: lwf\nstream: {REPO / 'streams/split_digits.yaml'}\ntraining: {{epochs: 2, lr: 0.05}}\n"
-        "strategies:\n  - name: my_strategies:LwF\n    label: lwf\n    params: {alpha: 2.0}\n  - name: naive\n"
-        f"references: {{cache_dir: {tmp_path / 'cache'}}}\n")
-    result = lifelong("run", tmp_path / "lwf.yaml", "--out", tmp_path / "run", cwd=tmp_path)
+    (tmp_path / "trick.yaml").write_text(
+        f"name: trick\nstream: {REPO / 'streams/split_digits.yaml'}\ntraining: {{epochs: 2, lr: 0.05}}\n"
+        "strategies:\n  - name: my_strategies:LabelsTrick\n    label: trick\n    params: {other_classes: 0.0}\n"
+        f"  - name: naive\nreferences: {{cache_dir: {tmp_path / 'cache'}}}\n")
+    result = lifelong("run", tmp_path / "trick.yaml", "--out", tmp_path / "run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "run/metrics.json").read_text())["per_seed"]
-    lwf, naive = metrics["lwf"]["0"], metrics["naive"]["0"]
-    # measured: LwF acc 0.34 / forgetting 0.30 against naive 0.10 / 0.87
-    assert lwf["acc"] > naive["acc"] + 0.1 and lwf["forgetting"] < naive["forgetting"] - 0.2
+    trick, naive = metrics["trick"]["0"], metrics["naive"]["0"]
+    # measured (seeds 0-1): labels trick acc 0.55 / forgetting 0.12 against naive 0.12 / 0.82
+    assert trick["acc"] > naive["acc"] + 0.25 and trick["forgetting"] < naive["forgetting"] - 0.4
 
 
 def test_bad_input_exits_2_with_one_clear_message_and_keeps_what_was_written(tmp_path):

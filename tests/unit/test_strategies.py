@@ -131,11 +131,12 @@ def test_reservoir_keeps_a_bounded_uniform_sample():
     stream = blob_stream(n_tasks=3, n_per_class=100)
     replay = Replay({"buffer_size": 90})
     run(replay, stream)
-    assert replay.filled == 90 and replay.seen == 600
-    counts = np.bincount(replay.buffer_task.numpy(), minlength=3)
+    buffer = replay.buffer
+    assert buffer.filled == 90 and buffer.seen == 600
+    counts = np.bincount(buffer["task"].numpy(), minlength=3)
     assert counts.sum() == 90 and all(15 <= c <= 45 for c in counts)  # ~30 each for a uniform sample
     # every stored example is a real training example with its own label
-    for x, y, t in zip(replay.buffer_x, replay.buffer_y, replay.buffer_task):
+    for x, y, t in zip(buffer["x"], buffer["y"], buffer["task"]):
         task = stream.tasks[int(t)]
         match = (task.x_train == x).all(1)
         assert match.any() and task.y_train[match][0] == y
@@ -147,7 +148,7 @@ def test_reservoir_draws_match_algorithm_r_with_one_draw_per_example():
     replay.setup(context(stream))
     slots, seen = {}, 0
     for task in stream.tasks:
-        replay._reservoir_update(task)
+        replay.buffer.add_task(task, 0)
         rng = np.random.default_rng(derive_seed(0, "buffer", task.id))  # the definition, one example at a time
         for offset, example in enumerate(rng.permutation(len(task.x_train))):
             position = seen + offset
@@ -156,8 +157,8 @@ def test_reservoir_draws_match_algorithm_r_with_one_draw_per_example():
                 slots[slot] = (task.id, int(example))
         seen += len(task.x_train)
         entries = [slots[i] for i in range(len(slots))]  # slots fill in order: 0..len-1 are taken
-        assert torch.equal(replay.buffer_x[:len(slots)], torch.stack([stream.tasks[t].x_train[e] for t, e in entries]))
-        assert replay.buffer_task[:len(slots)].tolist() == [t for t, _ in entries]
+        assert torch.equal(replay.buffer["x"][:len(slots)], torch.stack([stream.tasks[t].x_train[e] for t, e in entries]))
+        assert replay.buffer["task"][:len(slots)].tolist() == [t for t, _ in entries]
 
 
 def test_state_dict_round_trip_resumes_identically(blobs):
@@ -171,7 +172,7 @@ def test_state_dict_round_trip_resumes_identically(blobs):
     resumed.setup(context(blobs))
     resumed.load_state_dict(first.state_dict())
     assert all(torch.equal(a, b) for a, b in zip(resumed.model.parameters(), first.model.parameters()))
-    assert torch.equal(resumed.buffer_x, first.buffer_x)
+    assert torch.equal(resumed.buffer["x"], first.buffer["x"])
 
 
 def test_registry_lists_builtins_and_suggests_close_names():

@@ -20,12 +20,20 @@ meta-trains on a separate set and then fine-tunes at meta-test time; here the st
 from __future__ import annotations
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from lifelong import adapt
 from lifelong.models import seeded_model
 from lifelong.seeding import derive_seed
-from lifelong.strategies.oml import OML, split_backbone
+from lifelong.strategies.oml import OML, OMLParams, split_backbone
+
+
+class ANMLParams(OMLParams):
+    inner_lr: float = Field(default=0.01, gt=0, le=10,
+                            description="inner SGD step size of the prediction network, in meta-training and "
+                                        "few-shot evaluation")
+    trajectory: int = Field(default=1, ge=1, le=100_000, description="minibatches per trajectory (inner steps)")
 
 
 class Neuromodulated(nn.Module):
@@ -46,6 +54,8 @@ class ANML(OML):
 
     OML's settings and loop; `head_layers` counts the PN's Linear layers after the gated activations.
     """
+
+    Params = ANMLParams
 
     def network(self, backbone: nn.Module) -> nn.Module:
         body, head = split_backbone(backbone, self.params.head_layers, type(self).__name__)

@@ -57,6 +57,9 @@ class LaMAML(ContinualMetaLearner):
     def inner_lrs(self) -> dict[str, Tensor]:
         return self.alpha
 
+    def _non_finite_fix(self) -> str:
+        return f"{super()._non_finite_fix()}, or use fewer params.inner_steps (now {self.params.inner_steps})"
+
     def trajectory_sizes(self) -> tuple[int, int]:
         batch = self.ctx.training.batch_size
         return batch, chunk(batch, self.params.inner_steps)

@@ -29,8 +29,10 @@ from lifelong.strategies.continual_meta import ContinualMetaLearner, ContinualMe
 
 
 class OMLParams(ContinualMetaParams):
-    meta_lr: float = Field(default=1e-3, gt=0, le=10, description="Adam step size of the outer loop")
-    trajectory: int = Field(default=5, ge=1, le=100_000, description="minibatches per trajectory (inner steps)")
+    inner_lr: float = Field(default=0.1, gt=0, le=10,
+                            description="inner SGD step size, in meta-training and few-shot evaluation")
+    meta_lr: float = Field(default=0.01, gt=0, le=10, description="Adam step size of the outer loop")
+    trajectory: int = Field(default=2, ge=1, le=100_000, description="minibatches per trajectory (inner steps)")
     head_layers: int = Field(default=1, ge=1, description="Linear layers of the prediction network (the paper: 2)")
     first_order: bool = Field(default=False, description="drop the second-order terms of the inner loop")
 

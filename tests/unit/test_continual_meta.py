@@ -44,8 +44,7 @@ def split_digits() -> Stream:
 
 @pytest.fixture(scope="module")
 def permuted_digits() -> Stream:
-    return stream_of(name="permuted", builder="permuted", dataset="digits", n_tasks=3, first_identity=True,
-                     train_per_task=600)
+    return stream_of(name="permuted", builder="permuted", dataset="digits", n_tasks=5, first_identity=True)
 
 
 def setup(strategy, stream, seed=0, hidden=(64, 64), evaluation=None, **training):
@@ -161,7 +160,7 @@ def test_mer_and_lamaml_beat_naive_on_a_single_pass_permuted_stream(permuted_dig
     acc = {name: [metrics.acc(lifetime(make, permuted_digits, seed)[1].scores) for seed in SEEDS]
            for name, make in (("naive", Naive), ("mer", lambda: MER({"buffer_size": 200})),
                               ("lamaml", lambda: LaMAML({"buffer_size": 200})))}
-    # measured (seeds 0, 1): naive 0.56 0.51, MER 0.77 0.78, La-MAML 0.77 0.74
+    # measured (seeds 0, 1): naive 0.54 0.48, MER 0.74 0.76, La-MAML 0.75 0.69
     for name in ("mer", "lamaml"):
         assert min(acc[name]) > max(acc["naive"]) + 0.1, acc
 

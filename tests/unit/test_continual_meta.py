@@ -177,7 +177,7 @@ def classes_kept(strategy, stream: Stream, threshold: float = 0.5) -> int:
 def test_oml_and_anml_keep_more_classes_than_naive_in_an_online_class_incremental_stream(split_digits):
     kept = {name: [classes_kept(lifetime(make, split_digits, seed)[0], split_digits) for seed in SEEDS]
             for name, make in (("naive", Naive), ("oml", OML), ("anml", ANML))}
-    # measured (seeds 0, 1): naive keeps 2 and 2 of the 10 classes (the last task's); OML and ANML 4-6
+    # measured (seeds 0, 1): naive keeps 2 and 1 of the 10 classes (the last task's at most); OML 7 and 5, ANML 5 and 5
     assert max(kept["naive"]) <= 2
     for name in ("oml", "anml"):
         assert min(kept[name]) >= max(kept["naive"]) + 2, kept
@@ -189,7 +189,7 @@ def test_ftml_beats_naive_on_average_accuracy(split_digits):
                      "first_order": True})
     acc = {name: [metrics.acc(lifetime(make, split_digits, seed)[1].scores) for seed in SEEDS]
            for name, make in (("naive", Naive), ("ftml", ftml))}
-    # measured (seeds 0, 1): naive 0.18 0.14, FTML 0.7 0.6 (MAML over the buffer of every task seen)
+    # measured (seeds 0, 1): naive 0.18 0.14, FTML 0.59 0.59 (MAML over the buffer of every task seen)
     assert min(acc["ftml"]) > max(acc["naive"]) + 0.25, acc
 
 

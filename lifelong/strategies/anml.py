@@ -62,8 +62,9 @@ class ANML(OML):
         ctx = self.ctx
         with torch.no_grad():
             width = body(torch.zeros(1, *ctx.stream.input_shape, device=ctx.device)).shape[1]
-        nm = seeded_model(ctx.model_spec, ctx.stream.input_shape, width, derive_seed(ctx.seed, "init", 0, 1), ctx.device)
-        return Neuromodulated(body, head, nm)
+        nm_seed = derive_seed(ctx.seed, "init", 0, 1)
+        return Neuromodulated(body, head, seeded_model(ctx.model_spec, ctx.stream.input_shape, width, nm_seed,
+                                                       ctx.device))
 
     def adapt_keys(self) -> list[str]:
         return [f"pn.{name}" for name, _ in self.model.pn.named_parameters()]

@@ -99,14 +99,10 @@ class ContinualMetaLearner(Replay, MetaLearner):
         total, updates = torch.zeros((), device=self.ctx.device), 0
         for _ in range(self.ctx.training.epochs):
             for idx in minibatches(len(task.x_train), size, shuffle):
-                x, y, rows = task.x_train[idx], task.y_train[idx], None if mask is None else mask.expand(len(idx), -1)
-                if self.filled:
-                    pick = torch.randint(self.filled, (self.params.replay_batch_size or len(idx),), generator=draw,
-                                         device=self.ctx.device)
-                    x, y = torch.cat([x, self.buffer_x[pick]]), torch.cat([y, self.buffer_y[pick]])
-                    rows = None if mask is None else torch.cat([rows, masks[pick]])
-                loss = self.meta_update(x[:len(idx)].split(step), y[:len(idx)].split(step), x, y,
-                                        inner_loss, lambda out, target, rows=rows: task_loss(out, target, task.kind, rows))
+                x, y, rows = with_memories(self, task, idx, self.params.replay_batch_size or len(idx), mask, masks,
+                                           draw)
+                loss = self.meta_update(x[:len(idx)].split(step), y[:len(idx)].split(step), x, y, inner_loss,
+                                        lambda out, target, rows=rows: task_loss(out, target, task.kind, rows))
                 total += loss.detach()
                 updates += 1
         mean = total / updates
@@ -122,6 +118,18 @@ class ContinualMetaLearner(Replay, MetaLearner):
         """Few-shot evaluation's inner loop: `steps` steps on the support set with the learner's step sizes."""
         return {"steps": steps, "lr": self.params.inner_lr, "adapt_keys": self.adapt_keys(),
                 "per_param_lr": self.inner_lrs()}
+
+
+def with_memories(learner: Replay, task: Task, idx: Tensor, n_replay: int, mask: Tensor | None,
+                  masks: Tensor | None, draw: torch.Generator) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The task's examples `idx`, then `n_replay` drawn from the learner's reservoir (none while it is
+    empty), and their output-mask rows (None when the stream has no masks; `masks`: the buffer's)."""
+    x, y, rows = task.x_train[idx], task.y_train[idx], None if mask is None else mask.expand(len(idx), -1)
+    if learner.filled:
+        pick = torch.randint(learner.filled, (n_replay,), generator=draw, device=draw.device)
+        x, y = torch.cat([x, learner.buffer_x[pick]]), torch.cat([y, learner.buffer_y[pick]])
+        rows = None if mask is None else torch.cat([rows, masks[pick]])
+    return x, y, rows
 
 
 def chunk(examples: int, steps: int) -> int:

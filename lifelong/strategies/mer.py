@@ -29,7 +29,7 @@ from pydantic import Field
 
 from lifelong.seeding import derive_seed
 from lifelong.strategies.base import StrategyContext
-from lifelong.strategies.continual_meta import check_buffer_fits, chunk
+from lifelong.strategies.continual_meta import check_buffer_fits, chunk, with_memories
 from lifelong.strategies.replay import Replay, ReplayParams
 from lifelong.streams.task import Task
 from lifelong.training import NonFiniteLossError, minibatches, task_loss
@@ -65,14 +65,12 @@ class MER(Replay):
                 start = [w.detach().clone() for w in weights]
                 for _ in range(p.batches):
                     before = [w.detach().clone() for w in weights]
-                    x, y, rows = task.x_train[idx], task.y_train[idx], None if mask is None else mask.expand(len(idx), -1)
-                    if self.filled:
-                        pick = torch.randint(self.filled, (p.replay_batch_size or training.batch_size,), generator=draw,
-                                             device=self.ctx.device)
-                        x, y = torch.cat([x, self.buffer_x[pick]]), torch.cat([y, self.buffer_y[pick]])
-                        rows = None if mask is None else torch.cat([rows, masks[pick]])
-                    for piece in torch.randperm(len(x), generator=draw, device=self.ctx.device).split(chunk(len(x), p.steps)):
-                        loss = task_loss(self.model(x[piece]), y[piece], task.kind, None if rows is None else rows[piece])
+                    x, y, rows = with_memories(self, task, idx, p.replay_batch_size or training.batch_size, mask,
+                                               masks, draw)
+                    order = torch.randperm(len(x), generator=draw, device=self.ctx.device)
+                    for piece in order.split(chunk(len(x), p.steps)):
+                        loss = task_loss(self.model(x[piece]), y[piece], task.kind,
+                                         None if rows is None else rows[piece])
                         self.optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                         self.optimizer.step()

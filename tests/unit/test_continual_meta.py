@@ -193,6 +193,25 @@ def test_ftml_beats_naive_on_average_accuracy(split_digits):
     assert min(acc["ftml"]) > max(acc["naive"]) + 0.25, acc
 
 
+def test_ftml_adapts_faster_than_naive_from_a_few_examples(split_digits):
+    """Few-shot evaluation (5 shots a class, SGD step 0.1 for both): the curves after each task."""
+    evaluation = EvaluationSpec(mode="few-shot", shots=5, steps=5, inner_lr=0.1)
+    ftml = {"meta_steps": 20, "meta_batch": 8, "shots": 5, "queries": 5, "meta_lr": 0.01, "first_order": True,
+            "inner_lr": 0.1}
+    seen, unseen = {}, {}
+    for name, make in (("naive", Naive), ("ftml", lambda: FTML(ftml))):
+        for seed in SEEDS:
+            strategy, ctx = setup(make(), split_digits, seed, evaluation=evaluation)
+            curves = play(strategy, ctx, name).curves  # (row, task, step)
+            n = len(split_digits)
+            seen.setdefault(name, []).append(np.mean([curves[i, j, 1] for i in range(1, n + 1) for j in range(i)]))
+            unseen.setdefault(name, []).append(np.mean([curves[i, j, 1:] for i in range(1, n) for j in range(i, n)]))
+    # measured (seeds 0, 1), one step on a seen task: naive 0.50 0.37, FTML 0.81 0.82;
+    # steps 1-5 on a task not trained yet: naive 0.10 0.07, FTML 0.54 0.24
+    assert min(seen["ftml"]) > max(seen["naive"]) + 0.2, seen
+    assert min(unseen["ftml"]) > max(unseen["naive"]) + 0.1, unseen
+
+
 # --------------------------------------------------------------------------- resume, few-shot, bad input
 
 MAKERS = {

@@ -75,7 +75,7 @@ def sgd_online(loss_of, fast: dict, xs, ys, lrs: dict, create_graph: bool) -> di
 def oml(tasks, model, lr, batch_size, seed, *, inner_lr=0.1, meta_lr=0.01, trajectory=2) -> None:
     """Javed & White 2019: meta-learned body, head learned online over a trajectory (second order)."""
     body, head = model[:-1], model[-1]
-    optimizer = torch.optim.Adam(model.parameters(), lr=meta_lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=meta_lr, fused=True)
     memory, draw = Reservoir(BUFFER, seed), torch.Generator().manual_seed(seed)
 
     def loss_of(p, z, y):
@@ -99,7 +99,7 @@ def anml(tasks, model, lr, batch_size, seed, *, inner_lr=0.01, meta_lr=0.01, tra
     body, head = model[:-1], model[-1]
     nm = copy.deepcopy(body)
     nm.append(nn.Linear(head.in_features, head.in_features))
-    optimizer = torch.optim.Adam([*model.parameters(), *nm.parameters()], lr=meta_lr)
+    optimizer = torch.optim.Adam([*model.parameters(), *nm.parameters()], lr=meta_lr, fused=True)
     memory, draw = Reservoir(BUFFER, seed), torch.Generator().manual_seed(seed)
     names = [f"pn.{k}" for k, _ in model.named_parameters()]
     n_body = len(list(body.parameters()))
@@ -180,7 +180,7 @@ def lamaml(tasks, model, lr, batch_size, seed, *, alpha_init=0.1, alpha_lr=0.3, 
 def ftml(tasks, model, lr, batch_size, seed, *, inner_lr=0.01, meta_lr=1e-3, meta_steps=100, meta_batch=25,
          shots=10, queries=10) -> None:
     """Finn et al. 2019: after each task, second-order MAML (one inner step) over every task seen."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=meta_lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=meta_lr, fused=True)
     draw = torch.Generator().manual_seed(seed)
     seen = []
 

@@ -200,11 +200,11 @@ def ftml(tasks, model, lr, batch_size, seed, *, inner_lr=0.01, meta_lr=1e-3, met
     for x_train, y_train, _, _ in tasks:
         seen.append((x_train, y_train, [(y_train == c).nonzero().flatten() for c in y_train.unique()]))
         choices = torch.randint(len(seen), (meta_steps, meta_batch), generator=draw)
-        for row in choices:
-            params = dict(model.named_parameters())
+        for row in choices:  # every task has as many classes (a split stream): one vmap over all episodes
             counts = torch.bincount(row, minlength=len(seen)).tolist()
-            loss = sum(count / meta_batch * vmap(query_loss, in_dims=(None, 0, 0, 0, 0))(
-                params, *episodes(seen[k], count)).mean() for k, count in enumerate(counts) if count)
+            drawn = [episodes(seen[k], count) for k, count in enumerate(counts) if count]
+            loss = vmap(query_loss, in_dims=(None, 0, 0, 0, 0))(
+                dict(model.named_parameters()), *(torch.cat(part) for part in zip(*drawn))).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -8,8 +8,9 @@ data; a new task is then met from that initialisation. Here, after each task of 
 
 1. its training data joins the task buffer (all of it: memory grows with the stream);
 2. `meta_steps` MAML iterations, each on `meta_batch` episodes whose tasks are drawn uniformly
-   from the buffer (several episodes of one task are adapted together under vmap), an episode
-   being a support/query split of that task's stored data as the MAML strategies draw it.
+   from the buffer, an episode being a support/query split of that task's stored data as the
+   MAML strategies draw it; episodes of tasks that share a shape and an output mask are adapted
+   together under vmap.
 
 Prediction, consistent with the engine's MAML strategies: few-shot evaluation adapts the
 initialisation on the task's support set (`inner_lr`, `evaluation.steps`); standard evaluation
@@ -47,18 +48,26 @@ class FTML(MAML):
         self.buffer[task.id] = task
         seen = list(self.buffer.values())
         samplers = [episode_sampler(t, *self.episode_sizes(), type(self).__name__) for t in seen]
-        loss_fns = [self._loss_fn(t) for t in seen]
+        groups: dict[tuple, list[int]] = {}  # tasks whose episodes stack into one vmapped meta-loss
+        for k, t in enumerate(seen):
+            groups.setdefault(_episode_key(t), []).append(k)
+        loss_fns = {key: self._loss_fn(seen[members[0]]) for key, members in groups.items()}
         p = self.params
-        choices = torch.randint(len(seen), (p.meta_steps, p.meta_batch), generator=generator(self.ctx.seed, "episode",
-                                                                                               task.id, 1))
+        choices = torch.randint(len(seen), (p.meta_steps, p.meta_batch),
+                                generator=generator(self.ctx.seed, "episode", task.id, 1))
         draw = generator(self.ctx.seed, "episode", task.id, device=self.ctx.device)
         total = torch.zeros((), device=self.ctx.device)
         for counts in torch.stack([torch.bincount(row, minlength=len(seen)) for row in choices]).tolist():
-            with self.autocast():
-                loss = sum(count / p.meta_batch * adapt.meta_loss(
-                    self.model, adapt.params_of(self.model), *samplers[k](count, draw), loss_fn=loss_fns[k],
-                    first_order=self.first_order, **self._inner_loop()).float()
-                    for k, count in enumerate(counts) if count)
+            loss = 0.0
+            for key, members in groups.items():
+                drawn = [samplers[k](counts[k], draw) for k in members if counts[k]]
+                if not drawn:
+                    continue
+                episodes = [torch.cat(part) for part in zip(*drawn)]
+                with self.autocast():
+                    loss = loss + len(episodes[0]) / p.meta_batch * adapt.meta_loss(
+                        self.model, adapt.params_of(self.model), *episodes, loss_fn=loss_fns[key],
+                        first_order=self.first_order, **self._inner_loop()).float()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -87,3 +96,8 @@ class FTML(MAML):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.buffer = {i: self.ctx.stream.tasks[i].to(self.ctx.device) for i in state["buffer_tasks"]}
+
+
+def _episode_key(task: Task) -> tuple:
+    """Tasks with equal keys give episodes of one shape under one loss (kind, output mask, classes)."""
+    return task.kind, (task.label, task.classes) if task.label is not None else None, len(task.classes)

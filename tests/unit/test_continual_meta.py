@@ -272,3 +272,18 @@ def test_a_head_that_leaves_no_representation_is_refused():
 def test_settings_are_validated(make, field):
     with pytest.raises(ValueError, match=field):
         make({field: 0})
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", sorted(MAKERS))
+def test_continual_meta_learners_run_on_the_device(name):
+    stream = blob_stream(n_tasks=2, scenario="task-il", n_per_class=20)
+    for evaluation in (EvaluationSpec(), EvaluationSpec(mode="few-shot", shots=3, steps=2)):
+        strategy = MAKERS[name]()
+        ctx = StrategyContext(stream, ModelSpec(hidden=[16]), TrainingSpec(batch_size=10, lr=0.1),
+                              torch.device("cuda"), 0, evaluation)
+        strategy.setup(ctx)
+        record = play(strategy, ctx, name)
+        assert all(p.is_cuda for p in strategy.model.parameters())
+        assert np.isfinite(record.scores).all()

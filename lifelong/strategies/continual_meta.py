@@ -23,7 +23,6 @@ episodic meta-learners do. The meta-losses are summed on the device and checked 
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -67,7 +66,6 @@ class ContinualMetaLearner(Replay, MetaLearner):
     """
 
     Params = ContinualMetaParams
-    OUTER_LR: ClassVar[str] = "meta_lr"
 
     def _check_episodes(self, stream: Stream) -> None:
         """In place of episode checks: the buffer fits the stream."""

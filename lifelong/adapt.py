@@ -18,6 +18,8 @@ meta-learner in `lifelong.strategies` is built from these pieces:
   receives meta-gradient through the forward pass.
 - Meta-SGD (Li et al. 2017): `per_param_lr` holds a learned step size per parameter entry,
   and the meta-gradient reaches those step sizes too.
+- OML, ANML, La-MAML (the continual meta-learners): `adapt_online` steps once on each batch of
+  a trajectory drawn from the stream, instead of repeatedly on one support set.
 
 Nothing here syncs with the device inside the inner loop (no `.item()`, no per-step checks):
 callers call `check_finite` once per meta-batch on the final loss. Tensors stay on whatever
@@ -36,7 +38,7 @@ Models that draw random numbers in their forward (dropout in training mode) are 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -211,6 +213,27 @@ def adapt(model: nn.Module, params: Params, x_support: Tensor, y_support: Tensor
     """
     frozen, fast = _adapted(model, params, x_support, y_support, loss_fn=loss_fn, steps=steps, lr=lr,
                             first_order=first_order, adapt_keys=adapt_keys, per_param_lr=per_param_lr)
+    return {**frozen, **fast}
+
+
+def adapt_online(model: nn.Module, params: Params, xs: Iterable[Tensor], ys: Iterable[Tensor], *,
+                 loss_fn: LossFn, lr: float | Tensor, first_order: bool = False,
+                 adapt_keys: Collection[str] | None = None,
+                 per_param_lr: Mapping[str, Tensor] | None = None) -> Params:
+    """One SGD step on each batch `(xs[i], ys[i])` in turn: an inner loop over a stream, not a support set.
+
+    The online inner loop of the continual meta-learners (OML, ANML, La-MAML): where `adapt`
+    steps `steps` times on one support set, this steps once on each successive batch of a
+    trajectory (batches may differ in size). Same conventions as `adapt`: second order unless
+    `first_order`, `adapt_keys` and `per_param_lr` as there, the given tensors are never modified.
+    """
+    fast, frozen = _split(params, adapt_keys)
+    step_size = _step_sizes(fast, lr, per_param_lr)
+    track = torch.is_grad_enabled()
+    for x, y in zip(xs, ys):
+        grads = _gradient(_loss_of(model, frozen, x, y, loss_fn, batched=False), fast, track=track,
+                          create_graph=track and not first_order)
+        fast = {k: fast[k] - step_size[k] * grads[k] for k in fast}
     return {**frozen, **fast}
 
 

@@ -36,7 +36,7 @@ from typing import ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor
+from torch import Tensor, nn
 
 from lifelong import adapt
 from lifelong.evaluation.fewshot import score_and_loss
@@ -73,7 +73,7 @@ class QueryMetaParams(MetaParams):
 class MetaLearner(Strategy):
     """The episodic meta-training loop and the few-shot adaptation; MAML's outer update by default.
 
-    Subclasses override what differs: `first_order`, `adapt_keys` (which parameters adapt),
+    Subclasses override what differs: `network`, `first_order`, `adapt_keys` (which parameters adapt),
     `inner_lrs` (per-parameter step sizes), `meta_step` and `outer_optimizer` (the outer
     update), `episode_sizes`.
     """
@@ -83,12 +83,16 @@ class MetaLearner(Strategy):
 
     def setup(self, ctx: StrategyContext) -> None:
         self.ctx = ctx
-        self.model = ctx.new_model()
+        self.model = self.network(ctx.new_model())
         adapt.assert_vmap_safe(self.model)
         self._check_episodes(ctx.stream)
         self.optimizer = self.outer_optimizer()
 
     # -- what the subclasses vary
+
+    def network(self, backbone: nn.Module) -> nn.Module:
+        """The meta-learned network, made from the configured backbone (`naive`'s initial weights): itself."""
+        return backbone
 
     def outer_optimizer(self) -> torch.optim.Optimizer:
         """Steps the meta-parameters with the meta-gradient: Adam with `params.meta_lr`.

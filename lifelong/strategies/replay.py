@@ -29,7 +29,7 @@ class Replay(Strategy):
 
     def setup(self, ctx) -> None:
         super().setup(ctx)
-        check_fills(ctx.stream, self.params.buffer_size, "replay", "buffer_size")
+        check_fills(ctx.stream, self.params.buffer_size, type(self).__name__.lower(), "buffer_size")
         self.buffer = ReservoirBuffer(self.params.buffer_size)
 
     def learn(self, task: Task) -> dict:

@@ -259,7 +259,7 @@ def test_few_shot_evaluation_runs_and_leaves_the_learner_unchanged(name):
 @pytest.mark.parametrize("make", [OML, ANML, MER, LaMAML])
 def test_a_buffer_larger_than_the_stream_is_refused_before_training(make):
     stream = blob_stream(n_tasks=2, n_per_class=10)  # 40 training examples in all
-    with pytest.raises(ConfigError, match=rf"{make.__name__}: params.buffer_size = 41 .* at most 40"):
+    with pytest.raises(ConfigError, match=rf"{make.__name__.lower()}: params.buffer_size=41 .* at most 40"):
         setup(make({"buffer_size": 41}), stream)
 
 

@@ -100,3 +100,10 @@ def negative_flip_impact(flips) -> np.ndarray:
         cells="per-example correctness of task j in rows i and the previous evaluated row", needs=("flips",))
 def positive_flip_rate(flips) -> np.ndarray:
     return _rate(flips, POSITIVE, N)
+
+
+def attach_flips(records, log_path: str | Path) -> None:
+    """Give each classification record its flip counts (record.flips) from the record log, if it has any."""
+    found = read_flips(log_path) if Path(log_path).is_file() else {}
+    for record in records:
+        record.flips = found.get((record.strategy, record.seed))

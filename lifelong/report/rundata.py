@@ -13,7 +13,10 @@ import yaml
 
 from lifelong.specfiles import parse_yaml
 from lifelong.evaluation.analysis import analyse, reference_scores
+from lifelong.evaluation.flips import attach_flips
 from lifelong.evaluation.record import LifetimeRecord
+from lifelong.l2m.export import attach as attach_l2m
+from lifelong.record_log import LOG_NAME
 
 
 @dataclass
@@ -97,6 +100,8 @@ def load_run(path: str | Path) -> RunData:
                             "training times are not shown")
         _attach_timings(run.records, run.timings)
         _attach_curves(run)
+        attach_flips(run.records, path / LOG_NAME)
+        attach_l2m(run.records, path)
         run.metrics = analyse(run.records, reference_scores(run.references), run.tolerance)
         if not (path / "metrics.json").is_file():
             run.notes.append("metrics.json is missing: metrics recomputed from record.csv")

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lifelong.evaluation import flips, metrics as m  # noqa: F401  (importing them registers the metrics)
+from lifelong.evaluation import metrics as m  # importing it registers the metrics
+from lifelong.evaluation import flips  # noqa: F401  (registers the flip metrics, after the core ones)
 from lifelong.l2m import metrics as l2m_metrics  # noqa: F401  (registers the L2M metrics)
 from lifelong.evaluation.aggregate import gap_beyond_noise, summarize
 from lifelong.evaluation.record import LifetimeRecord

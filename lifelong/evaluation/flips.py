@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lifelong.evaluation import metrics as _core  # noqa: F401  (the core groups register, and show, first)
 from lifelong.evaluation.correctness import RowCorrectness
 from lifelong.evaluation.registry import metric
 

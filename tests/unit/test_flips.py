@@ -56,7 +56,7 @@ def test_correctness_is_bit_packed_and_reads_back():
     assert len(row.bits) == 2  # 11 examples in 2 bytes
     back = RowCorrectness.from_line(json.loads(json.dumps(row.line("naive", 0))))
     assert back == row and back.per_task()[2].tolist() == [False, True, False, False, True, False]
-    bad = {**row.line("naive", 0), "sizes": [5, 20]}
+    bad = {**row.line("naive", 0), "sizes": [[5, 1], [20, 1]]}
     with pytest.raises(ValueError, match="2 bytes for 25 examples"):
         RowCorrectness.from_line(bad)
 
@@ -79,3 +79,10 @@ def test_a_run_logs_flips_that_add_up_to_its_accuracy_changes_and_resume_keeps_t
     assert len(lines[0]) == 2 * 4 and lines[0] == lines[1]
     cut = read_flips(tmp_path / "cut" / LOG_NAME)
     assert all(np.array_equal(cut[(r.strategy, r.seed)], r.flips, equal_nan=True) for r in whole.records)
+
+
+def test_a_row_line_stores_tasks_and_sizes_as_runs():
+    row = RowCorrectness.of(1, [0, 1, 2, 5, 6], [3, 3, 3, 2, 3], [True] * 14)
+    line = row.line("naive", 0)
+    assert line["tasks"] == [[0, 3], [5, 2]] and line["sizes"] == [[3, 3], [2, 1], [3, 1]]
+    assert RowCorrectness.from_line(line) == row

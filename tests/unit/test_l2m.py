@@ -193,3 +193,13 @@ def test_one_task_is_too_short_for_transfer_and_maintenance(tmp_path):
         assert np.isnan(result.lifetime[key]) and result.reasons[key], key
     # range [0.1, 0.9] with the expert's 0.9: the trained score 0.8 normalises to 1 + 100·7/8, the expert's to 101
     assert result.lifetime["ste_rel_perf"] == pytest.approx((1 + 100 * 7 / 8) / 101)
+
+
+def test_a_config_asking_for_l2m_without_l2logger_fails_before_training(tmp_path, monkeypatch):
+    from tests.unit.test_run_folder import config
+    from lifelong.run import run_experiment
+
+    monkeypatch.setitem(sys.modules, "l2logger", None)
+    with pytest.raises(L2MPackageMissing, match=r"pip install 'lifelong\[l2m\]'"):
+        run_experiment(config(tmp_path, l2m=True), out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # nothing trained, no folder left behind

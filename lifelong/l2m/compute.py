@@ -59,6 +59,7 @@ class L2MResult:
     reasons: dict[str, str]
     data_range: dict[str, dict[str, float]]
     data: pd.DataFrame = field(repr=False)  # every kept row: raw, smoothed and normalised values
+    terminal: pd.DataFrame = field(repr=False)  # every regime (block x task) with its terminal performance
 
     def to_json(self) -> dict:
         return {"perf_measure": self.perf_measure, "tasks": self.tasks, "settings": SETTINGS,
@@ -67,7 +68,8 @@ class L2MResult:
 
 
 def read_log(log_dir: str | Path) -> tuple[pd.DataFrame, str]:
-    """The log's rows (validated with l2logger's own checks) and its first metrics column."""
+    """The log's rows (read and validated with l2logger's own functions) with their regime numbers, and
+    the log's first metrics column."""
     _, util = require_l2logger()
     path = Path(log_dir)
     hint = ("an l2logger scenario folder holds logger_info.json, scenario_info.json and "
@@ -85,11 +87,19 @@ def read_log(log_dir: str | Path) -> tuple[pd.DataFrame, str]:
         column = info["metrics_columns"][0]
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError, pd.errors.ParserError) as error:
         raise L2MError(f"{path} is not a valid l2logger log ({type(error).__name__}: {error}); {hint}") from None
-    data = data[(data["exp_status"] == "complete") & data[column].notna()]
+    data = data[(data["exp_status"] == "complete") & data[column].notna()].reset_index(drop=True)
     if data.empty:
         raise L2MError(f"{path}: no complete experience has a value in its metrics column {column!r}")
-    data = util.fill_regime_num(data.reset_index(drop=True))
+    data["regime_num"] = _regime_numbers(data)
     return data.sort_values(["regime_num", "exp_num"], kind="stable").reset_index(drop=True), column
+
+
+def _regime_numbers(data: pd.DataFrame) -> np.ndarray:
+    """l2logger's `fill_regime_num` in O(rows): a new regime where the block, its type or subtype, or
+    the task changes from one row to the next."""
+    keys = [data[c].to_numpy() for c in ("block_num", "block_type", "block_subtype", "task_name")]
+    changes = np.any([k[1:] != k[:-1] for k in keys], axis=0) if len(data) > 1 else np.zeros(0, dtype=bool)
+    return np.concatenate([[0], np.cumsum(changes)])
 
 
 def smooth(x: np.ndarray) -> np.ndarray:
@@ -103,10 +113,27 @@ def smooth(x: np.ndarray) -> np.ndarray:
     return y[int(np.floor(window / 2 - 1)):-int(np.ceil(window / 2))]
 
 
-def _regimes(data: pd.DataFrame) -> pd.DataFrame:
-    return data.groupby("regime_num", sort=True).agg(block_num=("block_num", "first"),
-                                                      block_type=("block_type", "first"),
-                                                      task=("task_name", "first"))
+@dataclass
+class _Blocks:
+    """The regimes of a log: block number, type and task of each, its rows, and each task's regimes."""
+
+    regimes: pd.DataFrame  # indexed by regime number
+    rows: dict[int, np.ndarray]  # regime -> positions of its rows in the data
+    trained: dict[str, np.ndarray]  # task -> its training regimes, in order
+    tested: dict[str, np.ndarray]  # task -> its test regimes, in order
+
+    @classmethod
+    def of(cls, data: pd.DataFrame) -> _Blocks:
+        regimes = data.groupby("regime_num", sort=True).agg(
+            block_num=("block_num", "first"), block_type=("block_type", "first"), task=("task_name", "first"))
+        of_type = {kind: regimes[regimes["block_type"] == kind].groupby("task").groups for kind in ("train", "test")}
+        tasks = regimes["task"].unique()
+        return cls(regimes, data.groupby("regime_num").indices,
+                   *({t: np.sort(np.asarray(of_type[kind].get(t, []), dtype=int)) for t in tasks}
+                     for kind in ("train", "test")))
+
+    def type_of(self, regime: int) -> str:
+        return self.regimes.at[regime, "block_type"]
 
 
 def _terminal(values: np.ndarray, block_type: str) -> float:
@@ -126,48 +153,49 @@ def _saturation(values: np.ndarray) -> tuple[float, int]:
 def compute(log_dir: str | Path, ste_dirs: dict[str, Path] | None = None) -> L2MResult:
     """L2M metrics of the log at `log_dir`; `ste_dirs` maps a task name to its single-task expert's log."""
     data, column = read_log(log_dir)
-    ste = {task: _smoothed_ste(*read_log(d)) for task, d in (ste_dirs or {}).items()}
-    regimes = _regimes(data)
-    order = regimes.sort_values(["block_type", "block_num"], ascending=[False, True], kind="stable")
+    ste = {task.lower(): _smoothed_ste(*read_log(d)) for task, d in (ste_dirs or {}).items()}
+    blocks = _Blocks.of(data)
+    order = blocks.regimes.sort_values(["block_type", "block_num"], ascending=[False, True], kind="stable")
     tasks = list(dict.fromkeys(order["task"]))
     data["raw"] = data[column].to_numpy(dtype=float)
     values = data["raw"].to_numpy(copy=True)
-    for regime in regimes.index[regimes["block_type"] == "train"]:
-        rows = (data["regime_num"] == regime).to_numpy()
-        values[rows] = smooth(values[rows])
+    for regime in blocks.regimes.index[blocks.regimes["block_type"] == "train"]:
+        values[blocks.rows[regime]] = smooth(values[blocks.rows[regime]])
     data["smoothed"] = values
-    data_range = {}
+    task_rows = data.groupby("task_name").indices
+    data_range, normalised = {}, np.empty_like(values)
     for task in tasks:
-        mine = values[(data["task_name"] == task).to_numpy()]
-        expert = np.concatenate([s["value"].to_numpy() for s in ste.get(task, [])] or [np.array([])])
-        both = np.concatenate([mine, expert])
+        expert = [s["value"].to_numpy() for s in ste.get(task, [])]
+        both = np.concatenate([values[task_rows[task]], *expert])
         data_range[task] = {"min": float(np.nanmin(both)), "max": float(np.nanmax(both))}
-    normalise = {task: _normaliser(r) for task, r in data_range.items()}
-    data["normalized"] = [normalise[t](v) for t, v in zip(data["task_name"], values)]
-    ste = {task: [s.assign(value=normalise[task](s["value"].to_numpy())) for s in runs] for task, runs in ste.items()}
-    series = {r: data.loc[data["regime_num"] == r, "normalized"].to_numpy() for r in regimes.index}
-    term = {r: _terminal(series[r], regimes.at[r, "block_type"]) for r in regimes.index}
-    per_task: dict[str, dict[str, float]] = {task: {} for task in tasks}
+        normalised[task_rows[task]] = _normalise(values[task_rows[task]], data_range[task])
+    data["normalized"] = normalised
+    ste = {task: [s.assign(value=_normalise(s["value"].to_numpy(), data_range[task])) for s in runs]
+           for task, runs in ste.items() if task in data_range}
+    series = {r: normalised[rows] for r, rows in blocks.rows.items()}
+    term = {r: _terminal(series[r], blocks.type_of(r)) for r in blocks.rows}
+    per_task: dict[str, dict] = {task: {} for task in tasks}
     reasons: dict[str, str] = {}
-    transfer = _transfer(regimes, term, tasks)
-    _averages(regimes, series, tasks, per_task)
-    _maintenance(regimes, term, tasks, per_task)
-    _relative_and_efficiency(regimes, data, ste, tasks, per_task, reasons)
-    _recovery(regimes, series, term, tasks, per_task, reasons)
+    transfer = _transfer(blocks, term)
+    _averages(blocks, series, tasks, per_task)
+    _maintenance(blocks, term, tasks, per_task)
+    _relative_and_efficiency(blocks, data, ste, tasks, per_task, reasons)
+    _recovery(blocks, series, term, tasks, per_task)
     lifetime = {}
     for key in ("avg_train_perf", "avg_eval_perf", "perf_maintenance_mrlep", "ste_rel_perf", "sample_efficiency",
                 "perf_recovery"):
         found = [v[key] for v in per_task.values() if key in v and not math.isnan(v[key])]
         lifetime[key] = float(np.mean(found)) if found else math.nan
     for key in TRANSFERS:
-        firsts = [values_[0] for pairs in transfer[key].values() for values_ in pairs.values()]
+        firsts = [first for pairs in transfer[key].values() for first, *_ in pairs.values()]
         lifetime[key] = float(np.mean(firsts)) if firsts else math.nan
     for key, reason in _default_reasons().items():
         if math.isnan(lifetime[key]):
             reasons.setdefault(key, reason)
     reasons = {k: v for k, v in reasons.items() if math.isnan(lifetime[k])}
     kept = data[["regime_num", "block_num", "block_type", "exp_num", "task_name", "raw", "smoothed", "normalized"]]
-    return L2MResult(column, tasks, lifetime, per_task, transfer, reasons, data_range, kept)
+    terminal = blocks.regimes.assign(terminal_performance=pd.Series(term)).reset_index()
+    return L2MResult(column, tasks, lifetime, per_task, transfer, reasons, data_range, kept, terminal)
 
 
 def _default_reasons() -> dict[str, str]:
@@ -192,33 +220,32 @@ def _smoothed_ste(data: pd.DataFrame, column: str) -> list[pd.DataFrame]:
     return [pd.DataFrame({"exp_num": data["exp_num"].to_numpy()[train], "value": values[train]})]
 
 
-def _normaliser(data_range: dict):
+def _normalise(x: np.ndarray, data_range: dict) -> np.ndarray:
+    """(x − min) / (max − min) · 100 + 1 over the task's range; a constant task becomes 1."""
     low, high = data_range["min"], data_range["max"]
-    if low == high:
-        return lambda x: np.asarray(x, dtype=float) * 0 + OFFSET
-    return lambda x: (np.asarray(x, dtype=float) - low) / (high - low) * SCALE + OFFSET
+    x = np.asarray(x, dtype=float)
+    return x * 0 + OFFSET if low == high else (x - low) / (high - low) * SCALE + OFFSET
 
 
-def _of(regimes: pd.DataFrame, task: str, block_type: str) -> np.ndarray:
-    return regimes.index[(regimes["task"] == task) & (regimes["block_type"] == block_type)].to_numpy()
+def _transfer(blocks: _Blocks, term: dict) -> dict:
+    """{metric: {trained task a: {tested task b: [values]}}}: l2metrics' Transfer, ratio and contrast.
 
-
-def _transfer(regimes: pd.DataFrame, term: dict, tasks: list[str]) -> dict:
-    """{metric: {trained task a: {tested task b: [values]}}} (l2metrics' Transfer, ratio and contrast)."""
+    For each training regime of a (before b's first training: forward; after it: backward), the tests
+    of b just before and after it; a later pair sharing that second test replaces an earlier one, as
+    in l2metrics (only with tests sparser than trainings)."""
     found: dict[str, dict[int, tuple[str, str, float]]] = {key: {} for key in TRANSFERS}
-    for a, b in permutations(list(dict.fromkeys(regimes["task"])), 2):
-        trained, b_tests, b_trained = _of(regimes, a, "train"), _of(regimes, b, "test"), _of(regimes, b, "train")
-        first_b = b_trained.min() if b_trained.size else None
-        for direction, chosen in (("forward", trained if first_b is None else trained[trained < first_b]),
-                                  ("backward", [] if first_b is None else trained[trained > first_b])):
-            for regime in chosen:
-                for t1, t2 in zip(b_tests, b_tests[1:]):
-                    if t1 < regime < t2:
-                        tp1, tp2 = term[t1], term[t2]
-                        if tp1 != 0:
-                            found[f"{direction}_transfer_ratio"][t2] = (a, b, tp2 / tp1)
-                        if tp1 + tp2 != 0:
-                            found[f"{direction}_transfer_contrast"][t2] = (a, b, (tp2 - tp1) / (tp1 + tp2))
+    for a, b in permutations(blocks.regimes["task"].unique(), 2):
+        trained, tests, b_trained = blocks.trained[a], blocks.tested[b], blocks.trained[b]
+        first_b = b_trained[0] if b_trained.size else np.inf
+        for direction, chosen in (("forward", trained[trained < first_b]), ("backward", trained[trained > first_b])):
+            after = np.searchsorted(tests, chosen)
+            inside = (after > 0) & (after < tests.size)
+            for t1, t2 in zip(tests[after[inside] - 1], tests[after[inside]]):
+                tp1, tp2 = term[t1], term[t2]
+                if tp1 != 0:
+                    found[f"{direction}_transfer_ratio"][t2] = (a, b, tp2 / tp1)
+                if tp1 + tp2 != 0:
+                    found[f"{direction}_transfer_contrast"][t2] = (a, b, (tp2 - tp1) / (tp1 + tp2))
     out = {}
     for key, by_regime in found.items():
         pairs: dict[str, dict[str, list[float]]] = {}
@@ -229,47 +256,46 @@ def _transfer(regimes: pd.DataFrame, term: dict, tasks: list[str]) -> dict:
     return out
 
 
-def _averages(regimes, series, tasks, per_task) -> None:
+def _averages(blocks: _Blocks, series, tasks, per_task) -> None:
     for task in tasks:
-        for key, block_type in (("avg_train_perf", "train"), ("avg_eval_perf", "test")):
-            means = [float(np.nanmean(series[r])) for r in _of(regimes, task, block_type)]
-            if means:
-                per_task[task][key] = float(np.mean(means))
+        for key, regimes in (("avg_train_perf", blocks.trained[task]), ("avg_eval_perf", blocks.tested[task])):
+            if regimes.size:
+                per_task[task][key] = float(np.mean([np.nanmean(series[r]) for r in regimes]))
 
 
-def _maintenance(regimes, term, tasks, per_task) -> None:
+def _maintenance(blocks: _Blocks, term, tasks, per_task) -> None:
     """MRLEP: each later test minus the most recent reference test (the first test after a training)."""
     for task in tasks:
-        trained, tests = _of(regimes, task, "train"), _of(regimes, task, "test")
-        refs = np.array([tests[np.argmax(tests > x)] for x in trained if np.any(tests > x)])
-        diffs = [term[t] - term[refs[t > refs][-1]] for t in tests if np.any(t > refs) and t not in refs]
+        trained, tests = blocks.trained[task], blocks.tested[task]
+        refs = np.unique(tests[np.searchsorted(tests, trained[trained < tests.max(initial=-1)])]) if tests.size else tests
+        diffs = [term[t] - term[refs[refs < t][-1]] for t in tests if np.any(refs < t) and t not in refs]
         if diffs:
             per_task[task]["perf_maintenance_mrlep"] = float(np.mean(diffs))
 
 
-def _relative_and_efficiency(regimes, data, ste, tasks, per_task, reasons) -> None:
+def _relative_and_efficiency(blocks: _Blocks, data, ste, tasks, per_task, reasons) -> None:
+    """Relative performance and sample efficiency against each expert run, l2metrics' 'metrics' averaging."""
+    normalised, exp_num = data["normalized"].to_numpy(), data["exp_num"].to_numpy()
     for task in tasks:
-        rows = data["regime_num"].isin(_of(regimes, task, "train")).to_numpy()
-        if not rows.any():
+        if not blocks.trained[task].size:
             continue
         if not ste.get(task):
             reasons.setdefault("ste_rel_perf", f"no single-task expert log for task {task!r}")
             reasons.setdefault("sample_efficiency", f"no single-task expert log for task {task!r}")
             continue
-        curve, exps = data["normalized"].to_numpy()[rows], data["exp_num"].to_numpy()[rows]
+        rows = np.concatenate([blocks.rows[r] for r in blocks.trained[task]])
+        curve, exps = normalised[rows], exp_num[rows]
         relative, efficiency = [], []
         saturation, to_saturation = _saturation(curve)
         slope = np.polyfit(exps, curve, 1)[0] if curve.size > 1 else 0.0
         for expert in ste[task]:
             n = min(curve.size, len(expert))
             relative.append(float(np.nansum(curve[:n]) / np.nansum(expert["value"].to_numpy()[:n])))
-            if to_saturation == 0:
-                continue
             expert_saturation, expert_to_saturation = _saturation(expert["value"].to_numpy())
-            if expert_to_saturation == 0:
+            if to_saturation == 0 or expert_to_saturation == 0:
                 continue
             ok = saturation >= 0.2 * expert_saturation and slope >= 0
-            efficiency.append(float(saturation / expert_saturation * expert_to_saturation / to_saturation) if ok else 0.0)
+            efficiency.append(saturation / expert_saturation * expert_to_saturation / to_saturation if ok else 0.0)
         per_task[task]["ste_rel_perf"] = float(np.nanmean(relative))
         if efficiency:
             per_task[task]["sample_efficiency"] = float(np.nanmean(efficiency))
@@ -278,14 +304,14 @@ def _relative_and_efficiency(regimes, data, ste, tasks, per_task, reasons) -> No
                                                     "first experience, so experiences to saturation are 0")
 
 
-def _recovery(regimes, series, term, tasks, per_task, reasons) -> None:
+def _recovery(blocks: _Blocks, series, term, tasks, per_task) -> None:
     """Recovery time of each training block of a task after its first (experiences until the previous
     block's terminal performance is reached again); performance recovery = −Theil-Sen slope of them."""
     from scipy import stats
 
     times = {}
     for task in tasks:
-        trained = _of(regimes, task, "train")
+        trained = blocks.trained[task]
         times[task] = []
         for previous, current in zip(trained, trained[1:]):
             reached = np.flatnonzero(series[current] >= term[previous])

@@ -3,6 +3,7 @@
     <label>-seed<N>/log/              the lifetime as an l2logger log (see log.py)
     <label>-seed<N>/ste/<task>/       the single-task expert logs (independent learner, references.json)
     <label>-seed<N>/preprocessed.tsv  every logged value: raw, smoothed, normalised (L2M's preprocessing)
+    <label>-seed<N>/terminal.tsv      every regime (block x task): its terminal performance
     metrics.json                      per lifetime: L2M metrics, per-task values, transfer per task pair,
                                       the reasons for NaN values, the settings and normalisation ranges
 
@@ -45,12 +46,21 @@ def export_run(run_dir: str | Path, records: list[LifetimeRecord] | None = None)
                 experts[names[j]] = write_expert_log(j, record.task_names[j], float(score), record.score_name,
                                                      life / "ste" / names[j], scenario)
         result = compute(log, experts)
-        atomic_write(life / "preprocessed.tsv", result.data.to_csv(sep="\t", index=False))
+        write_preprocessing(result, life)
         results.setdefault(record.strategy, {})[str(record.seed)] = {
             **result.to_json(), "lifelong_task_names": dict(zip(names, record.task_names))}
     path = run / L2M_DIR / RESULTS
     atomic_write(path, json.dumps(results, indent=1, default=_plain) + "\n")
     return path
+
+
+def write_preprocessing(result, folder: Path) -> list[Path]:
+    """L2M's preprocessing beside the values: every logged value raw, smoothed and normalised
+    (preprocessed.tsv), and every regime's terminal performance (terminal.tsv)."""
+    paths = [folder / "preprocessed.tsv", folder / "terminal.tsv"]
+    atomic_write(paths[0], result.data.to_csv(sep="\t", index=False))
+    atomic_write(paths[1], result.terminal.to_csv(sep="\t", index=False))
+    return paths
 
 
 def _plain(value):
@@ -78,7 +88,8 @@ def is_run_folder(path: Path) -> bool:
 
 def compute_log(log_dir: str | Path, ste_dir: str | Path | None = None, out: str | Path | None = None):
     """L2M metrics of any l2logger log; `ste_dir` holds one expert log folder per task, named after the
-    task. With `out`, metrics.json and preprocessed.tsv are written there. Returns (result, files)."""
+    task. With `out`, metrics.json, preprocessed.tsv and terminal.tsv are written there. Returns (result,
+    files)."""
     experts = {}
     if ste_dir is not None:
         if not Path(ste_dir).is_dir():
@@ -89,7 +100,6 @@ def compute_log(log_dir: str | Path, ste_dir: str | Path | None = None, out: str
     result = compute(log_dir, experts)
     written = []
     if out is not None:
-        written = [Path(out) / RESULTS, Path(out) / "preprocessed.tsv"]
-        atomic_write(written[0], json.dumps(result.to_json(), indent=1, default=_plain) + "\n")
-        atomic_write(written[1], result.data.to_csv(sep="\t", index=False))
+        atomic_write(Path(out) / RESULTS, json.dumps(result.to_json(), indent=1, default=_plain) + "\n")
+        written = [Path(out) / RESULTS, *write_preprocessing(result, Path(out))]
     return result, written

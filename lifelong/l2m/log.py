@@ -6,7 +6,9 @@ row i scored. One experience per (block, task): its performance is the task's te
 or negative MSE) from the record. The train block's one experience is the trained task's score
 right after the block (R[i][i]), because the engine does not score a task while a strategy trains
 on it: L2M metrics that need a learning curve inside a block (sample efficiency, recovery time)
-are then NaN, with that reason. Cells a schedule skipped are left out of the log.
+are then NaN, with that reason. Test cells a schedule skipped are left out of the log; a train block
+whose task was not scored after it (`evaluation.every` > 1) holds NaN, which L2M's reader drops as
+l2metrics does, so L2M metrics want `evaluation: {every: 1}`.
 
 The single-task expert of task j is the independent learner (same model and budget, from scratch
 on task j alone, from references.json): one log per task with a train block and a test block
@@ -15,7 +17,6 @@ holding r_j.
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 import tempfile
@@ -38,11 +39,10 @@ def l2m_task_names(names: list[str]) -> list[str]:
 def write_lifetime_log(record: LifetimeRecord, folder: Path, scenario: dict) -> Path:
     """The record's lifetime as an l2logger log in `folder` (replaced if there)."""
     names = l2m_task_names(record.task_names)
-    rows = _evaluated_rows(record)
 
     def blocks(log):
         block, exp = 0, 0
-        for row in rows:
+        for row in range(record.completed + 1):
             if row > 0:
                 block += 1
                 exp = _log(log, block, "train", exp, names[row - 1], row - 1, record.scores[row, row - 1],
@@ -64,11 +64,6 @@ def write_expert_log(task_index: int, task_name: str, score: float, score_name: 
         _log(log, 1, "test", exp, name, task_index, score, score_name)
 
     return _write(folder, score_name, {**SCENARIO_INFO, **scenario, "scenario_type": "ste"}, blocks)
-
-
-def _evaluated_rows(record: LifetimeRecord) -> list[int]:
-    """Row 0, then every row i whose trained task i was scored (a train block needs its value)."""
-    return [0] + [i for i in range(1, record.completed + 1) if not math.isnan(record.scores[i, i - 1])]
 
 
 def _log(log, block: int, block_type: str, exp: int, task_name: str, index: int, value: float,

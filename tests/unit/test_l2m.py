@@ -139,12 +139,18 @@ print(json.dumps(report.ll_metrics_dict, default=str))
 """
 
 
+SPARSE = np.array([[0.2, 0.1, 0.1, 0.1], [np.nan] * 4, [0.8, 0.7, 0.3, 0.2], [np.nan] * 4,
+                   [0.5, 0.6, 0.7, 0.9]])  # evaluation.every: 2
+
+
 @pytest.mark.skipif(not L2METRICS_PYTHON, reason="set L2METRICS_PYTHON to a Python with l2metrics 3.1.0 "
                                                   "(it needs NumPy < 2) to cross-check against it")
-@pytest.mark.parametrize("which", ["lifetime", "curves"])
+@pytest.mark.parametrize("which", ["lifetime", "sparse", "curves"])
 def test_values_equal_l2metrics_on_the_same_logs(tmp_path, which):
-    log, experts = tiny(tmp_path) if which == "lifetime" else curves_log(tmp_path)
-    column = "accuracy" if which == "lifetime" else "performance"
+    logs = {"lifetime": lambda: tiny(tmp_path), "sparse": lambda: tiny(tmp_path, SPARSE, ("a", "b", "c", "d")),
+            "curves": lambda: curves_log(tmp_path)}
+    log, experts = logs[which]()
+    column = "performance" if which == "curves" else "accuracy"
     env = {**os.environ, "L2DATA": str(tmp_path / "l2data")}
     out = subprocess.run([L2METRICS_PYTHON, "-c", CROSS_CHECK, str(log), json.dumps({k: str(v) for k, v in
                                                                                      experts.items()}), column],

@@ -86,3 +86,18 @@ def test_a_row_line_stores_tasks_and_sizes_as_runs():
     line = row.line("naive", 0)
     assert line["tasks"] == [[0, 3], [5, 2]] and line["sizes"] == [[3, 3], [2, 1], [3, 1]]
     assert RowCorrectness.from_line(line) == row
+
+
+def test_damaged_correctness_is_a_note_in_the_report_not_a_crash(tmp_path):
+    from lifelong.report import write_report
+    from tests.unit.run_folders import keeps, write_run
+
+    run = write_run(tmp_path / "run", {"naive": [keeps(2)]})
+    start = {"line": "record", "strategy": "naive", "seed": 0, "task_names": ["T1", "T2"], "kind": "classification",
+             "steps": None}
+    bad = {**RowCorrectness.of(0, [0, 1], [2, 2], [1, 0, 1, 1]).line("naive", 0), "bits": "not base64!"}
+    (run / LOG_NAME).write_text(json.dumps(start) + "\n" + json.dumps(bad) + "\n")
+    write_run(tmp_path / "run", {"naive": [keeps(2)]})  # tables newer than the log: not rebuilt from it
+    result = write_report(run)
+    assert any(note.startswith("prediction flips cannot be read") for note in result.notes)
+    assert "## Prediction flips" not in (run / "report.md").read_text()

@@ -209,3 +209,15 @@ def test_a_config_asking_for_l2m_without_l2logger_fails_before_training(tmp_path
     with pytest.raises(L2MPackageMissing, match=r"pip install 'lifelong\[l2m\]'"):
         run_experiment(config(tmp_path, l2m=True), out=tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()  # nothing trained, no folder left behind
+
+
+def test_a_damaged_l2m_file_is_a_note_in_the_report_not_a_crash(tmp_path):
+    from lifelong.report import write_report
+    from tests.unit.run_folders import keeps, write_run
+
+    run = write_run(tmp_path / "run", {"naive": [keeps(3)]})
+    (run / "l2m").mkdir()
+    (run / "l2m/metrics.json").write_text('{"naive": {"0": {"lifetime": ')  # cut short
+    result = write_report(run)
+    assert any(note.startswith("L2M metrics cannot be read") for note in result.notes)
+    assert "## Glossary" in (run / "report.md").read_text()

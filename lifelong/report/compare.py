@@ -102,8 +102,8 @@ def _blocks(frame: pd.DataFrame, groups: list[str], runs: list[RunData]) -> list
     blocks: list[Block] = [
         Heading("Comparison", 1),
         Text(f"{len(runs)} run(s): " + ", ".join(user(run.path) for run in runs) + ". Mean over seeds ± "
-             "half-width of the 95% confidence interval; bold = best mean within its stream (higher is better "
-             "as the Metrics table says); "
+             "half-width of the 95% confidence interval; bold = best mean within its stream (higher or lower, "
+             "as the Metrics table below says); "
              "where the intervals overlap, the difference may be seed noise. Runs whose configs differ only in "
              "their seeds (a sweep over seeds) are one row: their seeds are pooled.")]
     if len(groups) > 1:

@@ -165,13 +165,17 @@ def l2m(path: Path = typer.Argument(..., help="a run folder (writes <run>/l2m/ a
         out: Optional[Path] = typer.Option(None, help="with a log folder: where to write metrics.json and "
                                                       "preprocessed.tsv (default: print only)")):
     """The DARPA L2M metrics (l2metrics' definitions and preprocessing) of a run or of any l2logger log."""
-    from lifelong.l2m.export import compute_log, export_run, is_run_folder, read_results
+    from lifelong.l2m.export import compute_log, export_run, is_run_folder, read_results, refresh_metrics
 
     with handled():
         if is_run_folder(path):
+            from lifelong.preflight import check_run_folder
             from lifelong.report import write_report
+            from lifelong.run_folder import RunFolder
 
-            written = [export_run(path)]
+            check_run_folder(path)
+            with RunFolder(path).locked() as folder:  # not while a run or resume is writing the folder
+                written = [export_run(path), refresh_metrics(folder)]
             lifetimes = {f"{label} seed {seed}": r["lifetime"] for label, seeds in read_results(path).items()
                          for seed, r in seeds.items()}
             written += write_report(path).written

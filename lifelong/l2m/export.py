@@ -103,3 +103,12 @@ def compute_log(log_dir: str | Path, ste_dir: str | Path | None = None, out: str
         atomic_write(Path(out) / RESULTS, json.dumps(result.to_json(), indent=1, default=_plain) + "\n")
         written = [Path(out) / RESULTS, *write_preprocessing(result, Path(out))]
     return result, written
+
+
+def refresh_metrics(folder) -> Path:
+    """Rewrite the run's metrics.json with the L2M metrics in it, recomputed from the folder's files as
+    the report does (`lifelong l2m` after a run)."""
+    from lifelong.report.rundata import load_run  # the report's reader: imported by the command only
+
+    folder.write_json("metrics.json", load_run(folder.path).metrics)
+    return folder.file("metrics.json")

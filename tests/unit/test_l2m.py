@@ -221,3 +221,20 @@ def test_a_damaged_l2m_file_is_a_note_in_the_report_not_a_crash(tmp_path):
     result = write_report(run)
     assert any(note.startswith("L2M metrics cannot be read") for note in result.notes)
     assert "## Glossary" in (run / "report.md").read_text()
+
+
+def test_lifelong_l2m_on_a_finished_run_adds_its_l2m_metrics(tmp_path):
+    from lifelong.run import run_experiment
+    from tests.unit.test_run_folder import config
+
+    run = run_experiment(config(tmp_path), out=tmp_path / "run", progress=False)
+    assert "l2m_ft_ratio" not in run.metrics["per_seed"]["naive"][0] and not (tmp_path / "run/l2m").exists()
+    result = CliRunner().invoke(app, ["l2m", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    l2m = json.loads((tmp_path / "run/l2m/metrics.json").read_text())["naive"]["0"]
+    metrics = json.loads((tmp_path / "run/metrics.json").read_text())["per_seed"]["naive"]["0"]
+    assert metrics["l2m_ft_ratio"] == pytest.approx(l2m["lifetime"]["forward_transfer_ratio"])
+    assert metrics["acc"] == run.metrics["per_seed"]["naive"][0]["acc"]  # the rest is unchanged
+    terminal = (tmp_path / "run/l2m/naive-seed0/terminal.tsv").read_text().splitlines()
+    assert len(terminal) == 1 + 4 * 3 + 3  # header, 4 test blocks of 3 tasks, 3 train blocks
+    assert "## L2M" in (tmp_path / "run/report.md").read_text()

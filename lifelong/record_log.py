@@ -83,7 +83,7 @@ class RecordLog:
         """Every lifetime in the log (its first `up_to` bytes), in the order they started; cells never
         written are NaN."""
         records: dict[tuple[str, int], LifetimeRecord] = {}
-        for number, raw in enumerate(self._lines(up_to), start=1):
+        for number, raw in enumerate(self.lines(up_to), start=1):
             try:
                 line = json.loads(raw)
                 _apply(records, line)
@@ -92,7 +92,7 @@ class RecordLog:
                                      f"{error}); the file was edited or damaged") from None
         return list(records.values())
 
-    def _lines(self, up_to: int | None):
+    def lines(self, up_to: int | None = None):
         """The complete lines of the first `up_to` bytes, one at a time (a T = 1,000 log is tens of MB);
         a last line without its newline (torn by a crash) is left out."""
         if not self.path.exists():

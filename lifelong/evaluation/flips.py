@@ -27,6 +27,7 @@ from lifelong.evaluation.correctness import RowCorrectness
 from lifelong.evaluation.registry import metric
 
 FLIPS = "Prediction flips"
+_WANTED = (b'{"line": "record"', b'{"line": "correct"')  # the lines read_flips needs, as RecordLog writes them
 NEGATIVE, POSITIVE, ERRORS, N = range(4)
 
 
@@ -59,7 +60,9 @@ def read_flips(log_path: str | Path) -> dict[tuple[str, int], np.ndarray]:
     log = RecordLog(Path(log_path))
     sizes: dict[tuple[str, int], int] = {}
     rows: dict[tuple[str, int], list[RowCorrectness]] = {}
-    for raw in log._lines(None):
+    for raw in log.lines():
+        if not raw.startswith(_WANTED):
+            continue  # a row's scores: not parsed (the rows of a long lifetime are most of the log)
         line = json.loads(raw)
         key = (line["strategy"], line["seed"])
         if line["line"] == "record":

@@ -90,8 +90,20 @@ def read_log(log_dir: str | Path) -> tuple[pd.DataFrame, str]:
     data = data[(data["exp_status"] == "complete") & data[column].notna()].reset_index(drop=True)
     if data.empty:
         raise L2MError(f"{path}: no complete experience has a value in its metrics column {column!r}")
+    _check_supported(data, path)
     data["regime_num"] = _regime_numbers(data)
     return data.sort_values(["regime_num", "exp_num"], kind="stable").reset_index(drop=True), column
+
+
+def _check_supported(data: pd.DataFrame, path: Path) -> None:
+    """Refuse what this implementation does not compute as l2metrics would: sleep blocks (l2metrics then
+    uses only sleep evaluations) and several rows per experience (several workers, averaged per experience)."""
+    if (data["block_subtype"] == "sleep").any():
+        raise L2MError(f"{path} has sleep blocks; Lifelong computes L2M metrics of wake blocks only: use "
+                       "l2metrics itself for this log")
+    if data["exp_num"].duplicated().any():
+        raise L2MError(f"{path} has several rows for one experience (exp_num), e.g. from several workers; "
+                       "Lifelong computes L2M metrics of one row per experience: use l2metrics itself for this log")
 
 
 def _regime_numbers(data: pd.DataFrame) -> np.ndarray:

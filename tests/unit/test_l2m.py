@@ -182,6 +182,9 @@ def test_a_log_in_the_wrong_format_is_a_clear_error(tmp_path):
         compute(log)
     result = runner.invoke(app, ["l2m", str(log)])
     assert result.exit_code == 2 and "not a valid l2logger log" in result.output and "Traceback" not in result.output
+    tsv.write_text(tsv.read_text().replace("\tevaluate\t", "\ttest\t").replace("\twake\t", "\tsleep\t"))
+    with pytest.raises(L2MError, match="has sleep blocks; .* use l2metrics itself"):
+        compute(log)
 
 
 def test_without_l2logger_the_message_names_the_extra(tmp_path, monkeypatch):

@@ -9,8 +9,9 @@ row's scores:
 
 `tasks` are the evaluated task indices as runs [first, count] of consecutive indices, `sizes` their
 test-set sizes as runs [size, count] of equal sizes (so a row of T tasks costs a few bytes, not
-O(T)), `bits` the packed bits in base64: about 1.33 bytes per 8 examples. Only classification under standard evaluation has it (regression has no "correct", and a
-few-shot score belongs to an adapted copy, not to the model that flips).
+O(T)), `bits` the packed bits in base64: about 1.4 bits per example with the line. Only
+classification under standard evaluation has it (regression has no "correct", and a few-shot score
+belongs to an adapted copy, not to the model that flips).
 """
 
 from __future__ import annotations

@@ -279,7 +279,8 @@ def _maintenance(blocks: _Blocks, term, tasks, per_task) -> None:
     """MRLEP: each later test minus the most recent reference test (the first test after a training)."""
     for task in tasks:
         trained, tests = blocks.trained[task], blocks.tested[task]
-        refs = np.unique(tests[np.searchsorted(tests, trained[trained < tests.max(initial=-1)])]) if tests.size else tests
+        followed = trained[trained < tests.max(initial=-1)]  # trainings with a test after them
+        refs = np.unique(tests[np.searchsorted(tests, followed)])  # the first test after each
         diffs = [term[t] - term[refs[refs < t][-1]] for t in tests if np.any(refs < t) and t not in refs]
         if diffs:
             per_task[task]["perf_maintenance_mrlep"] = float(np.mean(diffs))

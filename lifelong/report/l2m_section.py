@@ -33,7 +33,8 @@ def _l2m(run: RunData) -> list[Block]:
         Text("The DARPA L2M metrics (l2m_* in the tables above; New et al. 2022), computed as l2metrics 3.1.0 "
              "does with its default settings from the l2logger log of each lifetime (l2m/<strategy>-seed<N>/log): "
              "flat smoothing of training blocks, each task's range normalised to 1..101 "
-             f"(settings: {user(first['settings'])}), terminal performance = mean of a test block. The "
+             f"(settings: {user(', '.join(f'{k}={v}' for k, v in first['settings'].items()))}), terminal "
+             "performance = mean of a test block, of the last 10% of a training block. The "
              "preprocessed values are in l2m/<strategy>-seed<N>/preprocessed.tsv and the normalisation ranges in "
              "l2m/metrics.json. The single-task expert is the independent learner. Each training block holds "
              "one experience (the task's score right after it), so curve-based metrics may be n/a.")]

@@ -16,8 +16,8 @@ pytest.importorskip("l2logger")
 def test_a_run_writes_l2m_logs_metrics_and_flips(tmp_path):
     out = tmp_path / "run"
     result = lifelong("run", "configs/quickstart.yaml", "l2m=true", "training.epochs=1", "model.hidden=[32]",
-                      "references.joint_at=[5]", "strategies=[{name: naive}, {name: replay, params: {buffer_size: 200}}]",
-                      cache(tmp_path), "--out", out)
+                      "references.joint_at=[5]", cache(tmp_path), "--out", out,
+                      "strategies=[{name: naive}, {name: replay, params: {buffer_size: 200}}]")
     assert result.returncode == 0, result.stderr
     record = pd.read_csv(out / "record.csv")
     R = record[record["strategy"] == "naive"].pivot(index="after_task", columns="eval_task", values="score").to_numpy()

@@ -60,7 +60,7 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path | None = None) 
 
 # Config fields that say where and how a run went, not what it measured: runs that differ only in
 # these (and in their seeds) are one setting, whose seeds are pooled.
-NOT_A_SETTING = ("name", "seeds", "out", "threads", "tensorboard")
+NOT_A_SETTING = ("name", "seeds", "out", "threads", "tensorboard", "l2m")
 
 
 def setting_id(run: RunData) -> str:

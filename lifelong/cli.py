@@ -158,6 +158,38 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="run folders to put 
 
 
 @app.command()
+def l2m(path: Path = typer.Argument(..., help="a run folder (writes <run>/l2m/ and refreshes its report), or an "
+                                             "l2logger log folder"),
+        ste: Optional[Path] = typer.Option(None, help="with a log folder: a folder of single-task expert logs, one "
+                                                      "folder per task named after it"),
+        out: Optional[Path] = typer.Option(None, help="with a log folder: where to write metrics.json and "
+                                                      "preprocessed.tsv (default: print only)")):
+    """The DARPA L2M metrics (l2metrics' definitions and preprocessing) of a run or of any l2logger log."""
+    from lifelong.l2m.export import compute_log, export_run, is_run_folder, read_results, refresh_metrics
+
+    with handled():
+        if is_run_folder(path):
+            from lifelong.preflight import check_run_folder
+            from lifelong.report import write_report
+            from lifelong.run_folder import RunFolder
+
+            check_run_folder(path)
+            with RunFolder(path).locked() as folder:  # not while a run or resume is writing the folder
+                written = [export_run(path), refresh_metrics(folder)]
+            lifetimes = {f"{label} seed {seed}": r["lifetime"] for label, seeds in read_results(path).items()
+                         for seed, r in seeds.items()}
+            written += write_report(path).written
+        else:
+            result, written = compute_log(path, ste, out)
+            lifetimes = {path.name: result.lifetime}
+    for name, values in lifetimes.items():
+        console.print(f"{name}: " + ", ".join(f"{k}={v:.4g}" for k, v in values.items()), highlight=False,
+                      soft_wrap=True)
+    for file in written:
+        console.print(f"l2m:     {file}", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def sweep(sweep_file: Path = typer.Argument(..., help="sweep file (YAML): base config plus grid: or list:"),
           backend: str = typer.Option("local", help="local (a process pool on this machine) | ray"),
           jobs: int = typer.Option(1, help="local backend: runs at once (each gets cores/jobs torch threads)"),

@@ -107,6 +107,8 @@ class ExperimentConfig(BaseModel):
     analysis: AnalysisSpec = AnalysisSpec()
     tensorboard: bool = Field(default=False, description="log scalars and the score matrix for TensorBoard "
                                                          "(needs the `tensorboard` extra)")
+    l2m: bool = Field(default=False, description="write each lifetime as an l2logger log and its L2M metrics "
+                                                 "into <run>/l2m/ (needs the `l2m` extra)")
 
     _name_is_a_file_name = field_validator("name")(safe_file_name)
 

@@ -10,6 +10,7 @@ import torch
 
 from lifelong.errors import UserError
 from lifelong.callbacks import Callback
+from lifelong.evaluation.correctness import RowCorrectness
 from lifelong.evaluation.evaluator import evaluate_stream_few_shot, evaluate_test_set, few_shot_set_of, test_set_of
 from lifelong.evaluation.record import LifetimeRecord
 from lifelong.evaluation.schedule import Schedule
@@ -73,11 +74,16 @@ def _evaluator(strategy, ctx: StrategyContext, schedule: Schedule, label: str, r
     spec, stream, pool = ctx.evaluation, ctx.stream, np.array(schedule.pool)
     if spec.mode == "standard":
         test_set = test_set_of(stream, schedule.pool, ctx.device)
+        classification = stream.kind == "classification"  # per-example correctness, for prediction flips
 
         def evaluate(row: int, when: str) -> None:
             k = schedule.scored(row)
-            both = _guarded(lambda: evaluate_test_set(strategy, test_set.head(k)), label, when)
+            part = test_set.head(k)
+            correct = torch.zeros(len(part.y), dtype=torch.bool, device=part.y.device) if classification else None
+            both = _guarded(lambda: evaluate_test_set(strategy, part, correct), label, when)
             record.scores[row, pool[:k]], record.losses[row, pool[:k]] = both[:, 0], both[:, 1]
+            if classification:
+                record.correct = RowCorrectness.of(row, pool[:k], np.diff(part.starts), correct.cpu().numpy())
         return evaluate
 
     held_out = few_shot_set_of(stream, schedule.pool, ctx.device, spec.shots, ctx.seed)

@@ -66,6 +66,11 @@ def check_stream_fits(config: ExperimentConfig, stream: Stream) -> list[str]:
         for task in stream:
             support_set(task, config.evaluation.shots, config.seeds[0])
         done.append(f"few-shot support sets of {config.evaluation.shots} shots drawn for every task")
+    if config.l2m:
+        from lifelong.l2m import require_l2logger
+
+        require_l2logger()
+        done.append("l2m: the l2logger package is installed")
     return done
 
 

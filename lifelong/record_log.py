@@ -6,6 +6,8 @@ O(T). Three kinds of line, each tagged with its (strategy, seed):
     {"line": "record", "strategy", "seed", "task_names", "kind", "steps"}   a lifetime starts
     {"line": "row", "strategy", "seed", "after_task", "scores", "losses", "curves"}   one evaluation
     {"line": "task", "strategy", "seed", "task", "train_seconds", "peak_memory_mb", "stats"}   one task trained
+    {"line": "correct", "strategy", "seed", "after_task", "tasks", "sizes", "bits"}   a row's per-example
+        correctness, bit-packed (classification; see evaluation/correctness.py), read by evaluation/flips.py
 
 Checkpoints hold the byte offset of the log after their task, so a resumed run cuts the log back
 there and appends again what it redoes. A line is written with one write call and ends with a
@@ -44,10 +46,14 @@ class RecordLog:
                              "task_names": record.task_names, "kind": record.kind, "steps": steps})
 
     def row(self, record: LifetimeRecord, after_task: int) -> int:
+        """The row's scores, then (classification) its per-example correctness on a line of its own."""
         curves = None if record.curves is None else record.curves[after_task]
-        return self._append({"line": "row", "strategy": record.strategy, "seed": record.seed,
-                             "after_task": after_task, "scores": record.scores[after_task],
-                             "losses": record.losses[after_task], "curves": curves})
+        offset = self._append({"line": "row", "strategy": record.strategy, "seed": record.seed,
+                               "after_task": after_task, "scores": record.scores[after_task],
+                               "losses": record.losses[after_task], "curves": curves})
+        if record.correct is not None and record.correct.after_task == after_task:
+            offset = self._append(record.correct.line(record.strategy, record.seed))
+        return offset
 
     def task(self, record: LifetimeRecord, task_id: int) -> int:
         return self._append({"line": "task", "strategy": record.strategy, "seed": record.seed, "task": task_id,
@@ -77,7 +83,7 @@ class RecordLog:
         """Every lifetime in the log (its first `up_to` bytes), in the order they started; cells never
         written are NaN."""
         records: dict[tuple[str, int], LifetimeRecord] = {}
-        for number, raw in enumerate(self._lines(up_to), start=1):
+        for number, raw in enumerate(self.lines(up_to), start=1):
             try:
                 line = json.loads(raw)
                 _apply(records, line)
@@ -86,7 +92,7 @@ class RecordLog:
                                      f"{error}); the file was edited or damaged") from None
         return list(records.values())
 
-    def _lines(self, up_to: int | None):
+    def lines(self, up_to: int | None = None):
         """The complete lines of the first `up_to` bytes, one at a time (a T = 1,000 log is tens of MB);
         a last line without its newline (torn by a crash) is left out."""
         if not self.path.exists():
@@ -121,7 +127,7 @@ def _apply(records: dict[tuple[str, int], LifetimeRecord], line: dict) -> None:
         record.train_seconds[task], record.peak_memory_mb[task] = line["train_seconds"], line["peak_memory_mb"]
         record.train_stats.append(line["stats"])
         record.completed = task + 1
-    else:
+    elif line["line"] != "correct":  # correctness lines are read by evaluation/flips.py
         raise ValueError(f"unknown line kind {line['line']!r}")
 
 

@@ -23,6 +23,7 @@ from lifelong.callbacks import Callback
 from lifelong.config import REPO_ROOT, ExperimentConfig, load_config
 from lifelong.errors import ConfigError, FolderError
 from lifelong.evaluation.analysis import analyse, reference_scores
+from lifelong.evaluation.flips import attach_flips
 from lifelong.evaluation.record import LifetimeRecord
 from lifelong.orchestrator import play
 from lifelong.preflight import check_stream_fits
@@ -276,6 +277,12 @@ def _play_all(config, stream: Stream, folder: RunFolder, device, states: dict, r
     finally:
         if display:
             display.close()  # closing twice is harmless
+    attach_flips(records, folder.log.path)
+    if config.l2m:
+        from lifelong.l2m.export import attach, export_run  # l2logger: only when asked for
+
+        export_run(folder.path, records)
+        attach(records, folder.path)
     results = analyse(records, reference_scores(references), config.analysis.tolerance)
     folder.write_json("metrics.json", results)
     return RunResult(folder.path, records, results, references, write_report(folder.path).written)

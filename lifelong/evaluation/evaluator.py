@@ -97,9 +97,12 @@ class _Rows:
 
 
 @torch.no_grad()
-def evaluate_test_set(strategy, test_set: TestSet) -> np.ndarray:
+def evaluate_test_set(strategy, test_set: TestSet, correct: torch.Tensor | None = None) -> np.ndarray:
     """[score, loss] of every task of the test set: shape (tasks, 2). Accuracy and cross-entropy,
-    or -MSE and MSE (squared error summed over outputs, averaged over examples)."""
+    or -MSE and MSE (squared error summed over outputs, averaged over examples).
+
+    `correct` (classification only): a bool tensor of len(test_set.y), filled with whether each test
+    example was classified correctly, from the argmax the accuracy already takes (prediction flips)."""
     regression = test_set.tasks[0].kind == "regression"
     sums = torch.zeros(2, len(test_set.tasks), device=test_set.y.device)  # correct predictions, loss
     for first, rows in _predictor_groups(strategy, test_set.tasks).items():
@@ -114,7 +117,10 @@ def evaluate_test_set(strategy, test_set: TestSet) -> np.ndarray:
                 if test_set.masks is not None:
                     out = out + test_set.masks[segment]
                 sums[1].index_add_(0, segment, F.cross_entropy(out, y, reduction="none"))
-                sums[0].index_add_(0, segment, (out.argmax(1) == y).to(sums.dtype))
+                hits = out.argmax(1) == y
+                sums[0].index_add_(0, segment, hits.to(sums.dtype))
+                if correct is not None:
+                    correct[lo:hi] = hits
     losses = sums[1] / test_set.counts
     scores = -losses if regression else sums[0] / test_set.counts
     return torch.stack([scores, losses], 1).cpu().numpy().astype(float)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from lifelong.evaluation.correctness import RowCorrectness
+
 
 @dataclass
 class LifetimeRecord:
@@ -29,6 +31,9 @@ class LifetimeRecord:
     train_stats: list[dict] = field(default_factory=list)
     curves: np.ndarray | None = None
     completed: int = 0  # tasks trained and (as the schedule says) evaluated; set by the orchestrator
+    correct: RowCorrectness | None = None  # the last evaluated row's per-example correctness (classification)
+    flips: np.ndarray | None = None  # prediction-flip counts read back from the record log (see flips.py)
+    l2m: dict | None = None  # L2M metrics of this lifetime, read back from the run's l2m/ folder (lifelong.l2m)
 
     def __post_init__(self) -> None:
         n = len(self.task_names)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from lifelong.evaluation.flips import FLIPS
+from lifelong.l2m.metrics import L2M
 from lifelong.report.document import best_rows, fmt
 from lifelong.evaluation.aggregate import summarize
 from lifelong.evaluation.registry import METRICS, groups
@@ -19,7 +21,7 @@ from lifelong.report.render import Best, Block, Heading, Table, Text, to_html, t
 from lifelong.report.rundata import RunData, load_run
 from lifelong.run_folder import atomic_write
 
-COMPARED_GROUPS = ("Core metrics", "Against the references")
+COMPARED_GROUPS = ("Core metrics", "Against the references", FLIPS, L2M)
 
 
 def columns() -> list[str]:
@@ -58,7 +60,7 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path | None = None) 
 
 # Config fields that say where and how a run went, not what it measured: runs that differ only in
 # these (and in their seeds) are one setting, whose seeds are pooled.
-NOT_A_SETTING = ("name", "seeds", "out", "threads", "tensorboard")
+NOT_A_SETTING = ("name", "seeds", "out", "threads", "tensorboard", "l2m")
 
 
 def setting_id(run: RunData) -> str:
@@ -100,8 +102,8 @@ def _blocks(frame: pd.DataFrame, groups: list[str], runs: list[RunData]) -> list
     blocks: list[Block] = [
         Heading("Comparison", 1),
         Text(f"{len(runs)} run(s): " + ", ".join(user(run.path) for run in runs) + ". Mean over seeds ± "
-             "half-width of the 95% confidence interval; bold = best mean within its stream (higher is better "
-             "for every metric except forgetting, intransigence and negative transfer, where lower is); "
+             "half-width of the 95% confidence interval; bold = best mean within its stream (higher or lower, "
+             "as the Metrics table below says); "
              "where the intervals overlap, the difference may be seed noise. Runs whose configs differ only in "
              "their seeds (a sweep over seeds) are one row: their seeds are pooled.")]
     if len(groups) > 1:

@@ -11,7 +11,7 @@ import yaml
 
 from lifelong.evaluation.aggregate import summarize
 from lifelong.evaluation.registry import METRICS, groups
-from lifelong.report import figures
+from lifelong.report import figures, l2m_section
 from lifelong.report.coarsen import FULL_UP_TO, TaskBlocks, curve_tasks
 from lifelong.report.glossary import JOINT_BUDGET, R_NOTATION, better, per_task_titles
 from lifelong.report.render import Best, Block, Code, Figure, Heading, Table, Text, user
@@ -86,6 +86,7 @@ def build(run: RunData) -> list[Block]:
         blocks += _figures(run, metrics)
         blocks += _per_task_tables(metrics)
         blocks += _timings(run)
+        blocks += l2m_section.build(run)
     blocks += _glossary()
     if run.records:
         blocks += _matrices(run)

@@ -13,7 +13,10 @@ import yaml
 
 from lifelong.specfiles import parse_yaml
 from lifelong.evaluation.analysis import analyse, reference_scores
+from lifelong.evaluation.flips import attach_flips
 from lifelong.evaluation.record import LifetimeRecord
+from lifelong.l2m.export import attach as attach_l2m
+from lifelong.record_log import LOG_NAME
 
 
 @dataclass
@@ -97,6 +100,7 @@ def load_run(path: str | Path) -> RunData:
                             "training times are not shown")
         _attach_timings(run.records, run.timings)
         _attach_curves(run)
+        _attach_flips_and_l2m(run)
         run.metrics = analyse(run.records, reference_scores(run.references), run.tolerance)
         if not (path / "metrics.json").is_file():
             run.notes.append("metrics.json is missing: metrics recomputed from record.csv")
@@ -237,6 +241,17 @@ def _attach_timings(records: list[LifetimeRecord], timings: pd.DataFrame | None)
     for record in records:
         rows = timings[(timings["strategy"] == record.strategy) & (timings["seed"] == record.seed)]
         record.train_seconds[rows["task"].to_numpy()] = rows["train_seconds"].to_numpy()
+
+
+def _attach_flips_and_l2m(run: RunData) -> None:
+    """Prediction flips from the record log's correctness lines and L2M metrics from l2m/metrics.json,
+    when the folder has them; a damaged one is a note, and the rest of the report is still written."""
+    for attach, source, what in ((attach_flips, run.path / LOG_NAME, "prediction flips"),
+                                 (attach_l2m, run.path, "L2M metrics")):
+        try:
+            attach(run.records, source)
+        except (ValueError, KeyError, TypeError, IndexError) as error:
+            run.notes.append(f"{what} cannot be read ({type(error).__name__}: {error}): they are not shown")
 
 
 def _attach_curves(run: RunData) -> None:

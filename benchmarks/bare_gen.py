@@ -3,7 +3,8 @@
 `BARE` maps a strategy name to `fn(tasks, model, lr, batch_size, seed) -> None`: the algorithm of the
 engine's strategy with its default settings, in plain torch (nothing imported from `lifelong`), one
 epoch of SGD at `lr` per task. `tasks`: (x_train, y_train, x_test, y_test) per task; `model`: a fresh
-MLP (nn.Sequential of Flatten, Linear, ReLU, ...). Shuffles use torch generators seeded from `seed`
+MLP (nn.Sequential of Flatten, Linear, ReLU, ...). hnet, as the engine's, ignores `lr`: it trains its
+hypernetwork with Adam at its own default step size. Shuffles use torch generators seeded from `seed`
 (not the engine's derived seeds: the loops do the same work, not the same draws).
 """
 
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-HNET = {"beta": 1.0, "embedding_dim": 32, "chunk_embedding_dim": 32, "chunk_size": 4096, "hidden": [100, 100]}
+HNET = {"lr": 1e-3, "beta": 1.0, "embedding_dim": 32, "chunk_embedding_dim": 32, "chunk_size": 4096, "hidden": [100, 100]}
 DGR = {"latent_dim": 32, "hidden": 256, "generator_lr": 1e-3, "new_weight": 0.5}
 
 
@@ -46,7 +47,7 @@ def hnet(tasks, model: nn.Module, lr: float, batch_size: int, seed: int) -> None
         e = nn.Parameter(torch.randn(h["embedding_dim"]))
         mask = torch.full((n_outputs,), float("-inf"))
         mask[y.unique()] = 0.0
-        optimizer = torch.optim.SGD([*mlp.parameters(), chunks, e], lr=lr)
+        optimizer = torch.optim.Adam([*mlp.parameters(), chunks, e], lr=h["lr"])  # its own Adam, as the engine
         for idx in torch.randperm(len(x)).split(batch_size):
             flat = generate(e[None])[0]
             weights = dict(zip(shapes, (piece.view(s) for piece, s in zip(flat.split([math.prod(s) for s in

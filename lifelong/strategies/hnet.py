@@ -14,8 +14,10 @@ regulariser (the paper's eq. 2, without its optional look-ahead)
     beta / (T-1) * sum_{t<T} || h(e_t; theta) - h*_t ||^2
 
 keeps the weights generated for every earlier task t at h*_t, the weights h generated for it when
-the previous task ended. Earlier tasks' embeddings are frozen; a new optimiser is made per task
-(over h, the chunk embeddings and e_T), as in the paper's code. The task identity is required: the
+the previous task ended. Earlier tasks' embeddings are frozen; a new Adam optimiser (`params.lr`,
+the paper's optimiser: plain SGD would need a step size per generated layer) is made per task over
+h, the chunk embeddings and e_T, as in the paper's code; `training.epochs` and `batch_size` give
+the budget. The task identity is required: the
 learner reads `task.label` to pick the embedding, so only task-incremental streams are served (the
 paper's task-inference variant is not implemented). Evaluation asks one predictor per task.
 
@@ -37,10 +39,11 @@ from lifelong.errors import ConfigError
 from lifelong.seeding import derive_seed, generator
 from lifelong.strategies.base import Predictor, Strategy
 from lifelong.streams.task import Task
-from lifelong.training import fit, make_optimizer, task_loss
+from lifelong.training import fit, task_loss
 
 class HNetParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    lr: float = Field(default=1e-3, gt=0, le=10, description="Adam step size of the hypernetwork and embeddings")
     beta: float = Field(default=1.0, ge=0, description="strength of the output regulariser (beta_output)")
     embedding_dim: int = Field(default=32, ge=1, description="size of a task embedding e_t")
     chunk_embedding_dim: int = Field(default=32, ge=1, description="size of a chunk embedding c_k")
@@ -119,7 +122,7 @@ class HNet(Strategy):
         label = _label(task)
         e = nn.Parameter(self.embedding(label).clone())
         self.targets.pop(label, None)  # a recurring task relearns its own weights freely
-        optimizer = make_optimizer([*self.hnet.parameters(), e], self.ctx.training)
+        optimizer = torch.optim.Adam([*self.hnet.parameters(), e], lr=self.params.lr)
         mask = self.ctx.mask(task)
 
         def batch_loss(idx: torch.Tensor) -> torch.Tensor:

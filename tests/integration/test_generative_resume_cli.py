@@ -19,8 +19,8 @@ CONFIGS = {
     "hnet": """
 name: resume_hnet
 stream: {name: split4, builder: split, dataset: digits, scenario: task-il, n_tasks: 4, classes_per_task: 2}
-training: {epochs: 6, batch_size: 32, lr: 0.003, optimizer: adam}
-strategies: [{name: "lifelong.strategies.hnet:HNet", label: hnet, params: {chunk_size: 1024}}]
+training: {epochs: 6, batch_size: 32}
+strategies: [{name: "lifelong.strategies.hnet:HNet", label: hnet, params: {chunk_size: 1024, lr: 0.003}}]
 """,
     "generative_replay": """
 name: resume_dgr

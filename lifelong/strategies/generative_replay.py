@@ -31,7 +31,7 @@ from lifelong.seeding import derive_seed
 from lifelong.strategies.base import Strategy
 from lifelong.strategies.vae import VAE, Likelihood
 from lifelong.streams.task import Task
-from lifelong.training import TrainingSpec, fit, task_loss
+from lifelong.training import NonFiniteLossError, TrainingSpec, fit, task_loss
 
 
 class GenerativeReplayParams(BaseModel):
@@ -109,8 +109,12 @@ class GenerativeReplay(Strategy):
                    solver_loss)
         budget = TrainingSpec(**{**self.ctx.training.model_dump(),
                                  "epochs": self.params.generator_epochs or self.ctx.training.epochs})
-        generator_loss_mean = fit(self.generator, self.generator_optimizer, task, budget,
-                                  self.ctx.shuffle_generator(task), None, generator_loss)
+        try:
+            generator_loss_mean = fit(self.generator, self.generator_optimizer, task, budget,
+                                      self.ctx.shuffle_generator(task), None, generator_loss)
+        except NonFiniteLossError:
+            raise NonFiniteLossError(f"generative_replay: the generator's loss on task {task.name!r} became "
+                                     f"non-finite; lower params.generator_lr (now {self.params.generator_lr})") from None
         return {"train_loss": loss, "generator_loss": generator_loss_mean,
                 "generator_parameters": sum(p.numel() for p in self.generator.parameters())}
 

@@ -39,7 +39,8 @@ from lifelong.errors import ConfigError
 from lifelong.seeding import derive_seed, generator
 from lifelong.strategies.base import Predictor, Strategy
 from lifelong.streams.task import Task
-from lifelong.training import fit, task_loss
+from lifelong.training import NonFiniteLossError, fit, task_loss
+
 
 class HNetParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -129,7 +130,12 @@ class HNet(Strategy):
             out = functional_call(self.model, self.weights(self.hnet(e)), (task.x_train[idx],))
             return task_loss(out, task.y_train[idx], task.kind, mask) + self.output_regulariser()
 
-        loss = fit(self.hnet, optimizer, task, self.ctx.training, self.ctx.shuffle_generator(task), mask, batch_loss)
+        try:
+            loss = fit(self.hnet, optimizer, task, self.ctx.training, self.ctx.shuffle_generator(task), mask,
+                       batch_loss)
+        except NonFiniteLossError:
+            raise NonFiniteLossError(f"hnet: the training loss on task {task.name!r} became non-finite; lower "
+                                     f"params.lr (now {self.params.lr}) or params.beta (now {self.params.beta})") from None
         self.embeddings[label] = e.detach()
         with torch.no_grad():
             self.targets = {t: self.hnet(self.embeddings[t]) for t in [*self.targets, label]}

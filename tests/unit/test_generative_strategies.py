@@ -207,3 +207,18 @@ def regression_stream() -> Stream:
 def test_generative_replay_refuses_streams_it_cannot_serve_with_the_field_and_the_fix(stream, params, message):
     with pytest.raises(ConfigError, match=message):
         GenerativeReplay(params).setup(context(stream))
+
+
+def test_a_diverging_hypernetwork_or_generator_names_its_own_step_size():
+    from lifelong.training import NonFiniteLossError
+
+    hnet = HNet({"lr": 10.0, "beta": 1e30, "chunk_size": 100})
+    hnet.setup(context(blob_stream(scenario="task-il"), epochs=1))
+    hnet.learn(hnet.ctx.stream.tasks[0])
+    with pytest.raises(NonFiniteLossError, match=r"hnet: .* params.lr \(now 10.0\) or params.beta"):
+        hnet.learn(hnet.ctx.stream.tasks[1])
+    replay = GenerativeReplay({"likelihood": "gaussian", "generator_lr": 10.0, "generator_hidden": [16]})
+    replay.setup(context(blob_stream(), epochs=2))
+    with pytest.raises(NonFiniteLossError, match=r"generative_replay: .* params.generator_lr \(now 10.0\)"):
+        for task in replay.ctx.stream.tasks:
+            replay.learn(task)

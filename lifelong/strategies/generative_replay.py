@@ -87,23 +87,21 @@ class GenerativeReplay(Strategy):
         mask = self.ctx.mask(task)
         draws = {part: seeding.generator(self.ctx.seed, "buffer", task.id, part, device=self.ctx.device) for part in (1, 2, 3)}
 
-        def replayed(noise: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-            x = previous[1].sample(n_replay, noise)
-            with torch.no_grad():
-                return x, previous[0](x).argmax(1)
-
         def solver_loss(idx: torch.Tensor) -> torch.Tensor:
             loss = task_loss(self.model(task.x_train[idx]), task.y_train[idx], task.kind, mask)
             if previous is None:
                 return loss
-            x, y = replayed(draws[1])
+            old_solver, old_generator = previous
+            x = old_generator.sample(n_replay, draws[1])
+            with torch.no_grad():
+                y = old_solver(x).argmax(1)  # labelled by the previous solver
             return r * loss + (1 - r) * task_loss(self.model(x), y, task.kind)
 
         def generator_loss(idx: torch.Tensor) -> torch.Tensor:
             loss = self.generator.loss(task.x_train[idx], draws[3])
             if previous is None:
                 return loss
-            return r * loss + (1 - r) * self.generator.loss(replayed(draws[2])[0], draws[3])
+            return r * loss + (1 - r) * self.generator.loss(previous[1].sample(n_replay, draws[2]), draws[3])
 
         loss = fit(self.model, self.optimizer, task, self.ctx.training, self.ctx.shuffle_generator(task), mask,
                    solver_loss)

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-HNET = {"lr": 1e-3, "beta": 1.0, "embedding_dim": 32, "chunk_embedding_dim": 32, "chunk_size": 4096, "hidden": [100, 100]}
+HNET = {"lr": 1e-3, "beta": 1.0, "embedding_dim": 32, "chunk_embedding_dim": 32, "chunk_size": 4096,
+        "hidden": [100, 100]}
 DGR = {"latent_dim": 32, "hidden": 256, "generator_lr": 1e-3, "new_weight": 0.5}
 
 

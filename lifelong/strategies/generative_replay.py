@@ -85,7 +85,8 @@ class GenerativeReplay(Strategy):
         r = self.params.new_weight or 1.0 / self.tasks_seen
         n_replay = self.params.replay_batch_size or self.ctx.training.batch_size
         mask = self.ctx.mask(task)
-        draws = {part: seeding.generator(self.ctx.seed, "buffer", task.id, part, device=self.ctx.device) for part in (1, 2, 3)}
+        draws = {part: seeding.generator(self.ctx.seed, "buffer", task.id, part, device=self.ctx.device)
+                 for part in (1, 2, 3)}  # 1: the solver's replays, 2: the generator's, 3: its VAE noise
 
         def solver_loss(idx: torch.Tensor) -> torch.Tensor:
             loss = task_loss(self.model(task.x_train[idx]), task.y_train[idx], task.kind, mask)
@@ -111,8 +112,9 @@ class GenerativeReplay(Strategy):
             generator_loss_mean = fit(self.generator, self.generator_optimizer, task, budget,
                                       self.ctx.shuffle_generator(task), None, generator_loss)
         except NonFiniteLossError:
-            raise NonFiniteLossError(f"generative_replay: the generator's loss on task {task.name!r} became "
-                                     f"non-finite; lower params.generator_lr (now {self.params.generator_lr})") from None
+            raise NonFiniteLossError(
+                f"generative_replay: the generator's loss on task {task.name!r} became non-finite; lower "
+                f"params.generator_lr (now {self.params.generator_lr})") from None
         return {"train_loss": loss, "generator_loss": generator_loss_mean,
                 "generator_parameters": sum(p.numel() for p in self.generator.parameters())}
 

@@ -134,8 +134,9 @@ class HNet(Strategy):
             loss = fit(self.hnet, optimizer, task, self.ctx.training, self.ctx.shuffle_generator(task), mask,
                        batch_loss)
         except NonFiniteLossError:
+            p = self.params
             raise NonFiniteLossError(f"hnet: the training loss on task {task.name!r} became non-finite; lower "
-                                     f"params.lr (now {self.params.lr}) or params.beta (now {self.params.beta})") from None
+                                     f"params.lr (now {p.lr}) or params.beta (now {p.beta})") from None
         self.embeddings[label] = e.detach()
         with torch.no_grad():
             self.targets = {t: self.hnet(self.embeddings[t]) for t in [*self.targets, label]}

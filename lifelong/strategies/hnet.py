@@ -17,9 +17,12 @@ keeps the weights generated for every earlier task t at h*_t, the weights h gene
 the previous task ended. Earlier tasks' embeddings are frozen; a new Adam optimiser (`params.lr`,
 the paper's optimiser: plain SGD would need a step size per generated layer) is made per task over
 h, the chunk embeddings and e_T, as in the paper's code; `training.epochs` and `batch_size` give
-the budget. The task identity is required: the
-learner reads `task.label` to pick the embedding, so only task-incremental streams are served (the
-paper's task-inference variant is not implemented). Evaluation asks one predictor per task.
+the budget. Task identity: on a task-incremental stream the learner reads `task.label` to pick the
+embedding (evaluation asks one predictor per task). With `task_inference: true` it also serves
+class- and domain-incremental streams: it trains one embedding per task in stream order (the task
+boundaries are known while training) and each network on its task's classes; at test time every
+input goes to the learned task whose network is most confident (lowest predictive entropy over its
+classes), the paper's HNET+ENT. Without either, a stream without task labels is refused.
 
 Not to be confused with `hypernet`, a few-shot meta-learner that generates a classifier head from
 a support set.
@@ -50,6 +53,8 @@ class HNetParams(BaseModel):
     chunk_embedding_dim: int = Field(default=32, ge=1, description="size of a chunk embedding c_k")
     chunk_size: int = Field(default=4096, ge=1, description="target weights written per hypernetwork output")
     hidden: list[int] = Field(default=[100, 100], description="hidden widths of the hypernetwork")
+    task_inference: bool = Field(default=False, description="serve streams without task identity: at test time "
+                                 "each input goes to the task whose network is most confident (HNET+ENT)")
 
 
 class ChunkedHypernetwork(nn.Module):
@@ -81,12 +86,17 @@ class HNet(Strategy):
     Params = HNetParams
 
     def setup(self, ctx) -> None:
-        if ctx.stream.scenario != "task-il":
+        if ctx.stream.kind != "classification" or ctx.stream.scenario == "few-shot":
+            raise ConfigError(f"strategy hnet classifies task by task; stream {ctx.stream.name!r} is "
+                              f"{ctx.stream.kind}, {ctx.stream.scenario} (field `stream`): use a task- or "
+                              "class-incremental classification stream")
+        if ctx.stream.scenario != "task-il" and not self.params.task_inference:
             raise ConfigError(
                 f"strategy hnet needs the task identity, but stream {ctx.stream.name!r} is {ctx.stream.scenario} "
                 "(field `stream.scenario`): it picks each task's embedding by its label. Use a task-incremental "
-                "stream (e.g. `stream.scenario: task-il` with builder split), or a strategy that needs no task "
-                "identity (naive, replay, ewc)")
+                "stream (e.g. `stream.scenario: task-il` with builder split), set `params.task_inference: true` "
+                "(the task is inferred from the networks' confidence), or a strategy that needs no task identity "
+                "(naive, replay, ewc)")
         self.ctx = ctx
         self.model = ctx.new_model()  # the target: its shapes only; its weights are generated
         self.shapes = {name: p.shape for name, p in self.model.named_parameters()}
@@ -97,6 +107,7 @@ class HNet(Strategy):
                                             initial_scale(self.model)).to(ctx.device)
         self.embeddings: dict[int, torch.Tensor] = {}  # task label -> e_t
         self.targets: dict[int, torch.Tensor] = {}     # task label -> h*_t, the weights to keep
+        self.classes: dict[int, tuple[int, ...]] = {}  # task label -> its classes, once learned
 
     def embedding(self, label: int) -> torch.Tensor:
         """e_t: drawn from its own seed the first time the task is met (also before training)."""
@@ -119,12 +130,23 @@ class HNet(Strategy):
         drift = generated - torch.stack([self.targets[t] for t in labels])
         return self.params.beta / len(labels) * drift.square().sum()
 
+    def key(self, task: Task) -> int:
+        """Which embedding a task trains and is scored with: its label (task-incremental); with task
+        inference the stream's order, known while training, never used at test time."""
+        if task.label is not None:
+            return task.label
+        if self.params.task_inference:
+            return task.id
+        raise ConfigError(f"strategy hnet: task {task.name!r} carries no task label; set `params.task_inference: "
+                          "true` or use a task-incremental stream (`stream.scenario: task-il`)")
+
     def learn(self, task: Task) -> dict:
-        label = _label(task)
+        label = self.key(task)
         e = nn.Parameter(self.embedding(label).clone())
         self.targets.pop(label, None)  # a recurring task relearns its own weights freely
+        self.classes[label] = task.classes
         optimizer = torch.optim.Adam([*self.hnet.parameters(), e], lr=self.params.lr)
-        mask = self.ctx.mask(task)
+        mask = self._own_classes(label)
 
         def batch_loss(idx: torch.Tensor) -> torch.Tensor:
             out = functional_call(self.model, self.weights(self.hnet(e)), (task.x_train[idx],))
@@ -142,32 +164,58 @@ class HNet(Strategy):
             self.targets = {t: self.hnet(self.embeddings[t]) for t in [*self.targets, label]}
         return {"train_loss": loss}
 
+    def _own_classes(self, label: int) -> torch.Tensor:
+        """The additive logit mask of a task's classes: each generated network answers for its task only."""
+        mask = torch.full((self.ctx.stream.n_outputs,), float("-inf"), device=self.ctx.device)
+        mask[list(self.classes[label])] = 0.0
+        return mask
+
     @torch.no_grad()
-    def predictor(self, task: Task, support=None) -> Predictor:
-        """A copy of the target holding the weights generated for this task."""
+    def target(self, label: int) -> nn.Module:
+        """A copy of the target network holding the weights generated for task `label`."""
         target = copy.deepcopy(self.model)
-        for name, value in self.weights(self.hnet(self.embedding(_label(task)))).items():
+        for name, value in self.weights(self.hnet(self.embedding(label))).items():
             target.get_parameter(name).copy_(value)
         return target.eval()
 
-    def predictor_key(self, task: Task) -> int:
-        return _label(task)
+    def predictor(self, task: Task, support=None) -> Predictor:
+        if task.label is not None or not self.classes:  # given the task, or none learned yet
+            return self.target(self.key(task))
+        labels = sorted(self.classes)
+        return MostConfident([self.target(t) for t in labels], torch.stack([self._own_classes(t) for t in labels]))
+
+    def predictor_key(self, task: Task) -> int | None:
+        """One network per task when the task is given; under task inference one predictor for all."""
+        return self.key(task) if task.label is not None else None
 
     def state_dict(self) -> dict:
         return {"hnet": self.hnet.state_dict(), "embeddings": {str(k): v for k, v in self.embeddings.items()},
-                "targets": {str(k): v for k, v in self.targets.items()}}
+                "targets": {str(k): v for k, v in self.targets.items()},
+                "classes": {str(k): list(v) for k, v in self.classes.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.hnet.load_state_dict(state["hnet"])
         self.embeddings = {int(k): v for k, v in state["embeddings"].items()}
         self.targets = {int(k): v for k, v in state["targets"].items()}
+        self.classes = {int(k): tuple(v) for k, v in state["classes"].items()}
 
 
-def _label(task: Task) -> int:
-    if task.label is None:
-        raise ConfigError(f"strategy hnet: task {task.name!r} carries no task label; hnet serves task-incremental "
-                          "streams only (`stream.scenario: task-il`)")
-    return task.label
+class MostConfident(nn.Module):
+    """Task inference by predictive entropy (the paper's HNET+ENT): every learned task's network scores
+    the input over its own classes; the input takes the logits of the one whose softmax has the lowest
+    entropy (other classes -inf)."""
+
+    def __init__(self, networks: list[nn.Module], masks: torch.Tensor):
+        super().__init__()
+        self.networks = nn.ModuleList(networks)
+        self.register_buffer("masks", masks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.stack([net(x) for net in self.networks]) + self.masks[:, None]  # (tasks, N, outputs)
+        p = logits.log_softmax(-1)
+        entropy = -(p.exp() * p.nan_to_num(neginf=0.0)).sum(-1)  # (tasks, N)
+        chosen = entropy.argmin(0)
+        return logits.gather(0, chosen[None, :, None].expand(1, *logits.shape[1:]))[0]
 
 
 def initial_scale(model: nn.Module) -> torch.Tensor:

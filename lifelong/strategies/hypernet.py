@@ -14,6 +14,9 @@ trained episodically on each task (cross-entropy of the queries under the genera
 Few-shot evaluation generates the head from the task's support set; standard evaluation from the
 class-balanced exemplar memory of every class seen, so all seen classes compete. Classes without
 support get logit -inf.
+
+Not to be confused with `hnet` (von Oswald et al. 2020), a continual learner whose hypernetwork
+writes all of the target network's weights from a learned task embedding.
 """
 
 from __future__ import annotations

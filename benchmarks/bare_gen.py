@@ -1,0 +1,117 @@
+"""Bare PyTorch loops of `hnet` and `generative_replay`, for benchmarks/bench_methods.py.
+
+`BARE` maps a strategy name to `fn(tasks, model, lr, batch_size, seed) -> None`: the algorithm of the
+engine's strategy with its default settings, in plain torch (nothing imported from `lifelong`), one
+epoch of SGD at `lr` per task. `tasks`: (x_train, y_train, x_test, y_test) per task; `model`: a fresh
+MLP (nn.Sequential of Flatten, Linear, ReLU, ...). hnet, as the engine's, ignores `lr`: it trains its
+hypernetwork with Adam at its own default step size. Shuffles use torch generators seeded from `seed`
+(not the engine's derived seeds: the loops do the same work, not the same draws).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+HNET = {"lr": 1e-3, "beta": 1.0, "embedding_dim": 32, "chunk_embedding_dim": 32, "chunk_size": 4096,
+        "hidden": [100, 100]}
+DGR = {"latent_dim": 32, "hidden": 256, "generator_lr": 1e-3, "new_weight": 0.5}
+
+
+def hnet(tasks, model: nn.Module, lr: float, batch_size: int, seed: int) -> None:
+    """Chunked hypernetwork writing all of `model`'s weights, output regulariser, task-incremental masks."""
+    torch.manual_seed(seed)
+    shapes = {name: p.shape for name, p in model.named_parameters()}
+    scale, fan_in = [], 1
+    for p in model.parameters():
+        fan_in = math.prod(p.shape[1:]) if p.dim() > 1 else fan_in
+        scale.append(torch.full((p.numel(),), 1 / math.sqrt(3 * fan_in)))
+    scale = torch.cat(scale)
+    n_weights, h = len(scale), HNET
+    widths = [h["embedding_dim"] + h["chunk_embedding_dim"], *h["hidden"]]
+    layers = [m for a, b in zip(widths, widths[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
+    mlp = nn.Sequential(*layers, nn.Linear(widths[-1], h["chunk_size"]))
+    chunks = nn.Parameter(torch.randn(math.ceil(n_weights / h["chunk_size"]), h["chunk_embedding_dim"]))
+
+    def generate(e):  # (k, D) -> (k, n_weights)
+        inputs = torch.cat([e[:, None].expand(-1, len(chunks), -1), chunks.expand(len(e), -1, -1)], dim=-1)
+        return mlp(inputs).flatten(1)[:, :n_weights] * scale
+
+    embeddings, targets = [], None
+    n_outputs = model[-1].out_features
+    for x, y, _, _ in tasks:
+        e = nn.Parameter(torch.randn(h["embedding_dim"]))
+        mask = torch.full((n_outputs,), float("-inf"))
+        mask[y.unique()] = 0.0
+        optimizer = torch.optim.Adam([*mlp.parameters(), chunks, e], lr=h["lr"])  # its own Adam, as the engine
+        for idx in torch.randperm(len(x)).split(batch_size):
+            flat = generate(e[None])[0]
+            weights = dict(zip(shapes, (piece.view(s) for piece, s in zip(flat.split([math.prod(s) for s in
+                                                                                      shapes.values()]),
+                                                                            shapes.values()))))
+            loss = F.cross_entropy(functional_call(model, weights, (x[idx],)) + mask, y[idx])
+            if targets is not None:
+                loss = loss + h["beta"] / len(targets) * (generate(torch.stack(embeddings)) - targets).square().sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        embeddings.append(e.detach())
+        with torch.no_grad():
+            targets = generate(torch.stack(embeddings))
+
+
+class _VAE(nn.Module):
+    def __init__(self, n_in: int):
+        super().__init__()
+        d, z = DGR["hidden"], DGR["latent_dim"]
+        self.encoder = nn.Sequential(nn.Linear(n_in, d), nn.ReLU(), nn.Linear(d, 2 * z))
+        self.decoder = nn.Sequential(nn.Linear(z, d), nn.ReLU(), nn.Linear(d, n_in))
+
+    def loss(self, x):
+        x = x.flatten(1)
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        recon = self.decoder(mu + torch.randn_like(mu) * (0.5 * logvar).exp())
+        bce = F.binary_cross_entropy_with_logits(recon, x, reduction="none").sum(1)
+        return (bce - 0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(1)).mean()
+
+    @torch.no_grad()
+    def sample(self, n, shape):
+        return self.decoder(torch.randn(n, DGR["latent_dim"])).sigmoid().view(n, *shape)
+
+
+def generative_replay(tasks, model: nn.Module, lr: float, batch_size: int, seed: int) -> None:
+    """Deep Generative Replay with a VAE: solver then generator per task, each on new + generated inputs."""
+    torch.manual_seed(seed)
+    shape = tasks[0][0].shape[1:]
+    vae = _VAE(math.prod(shape))
+    solver_opt = torch.optim.SGD(model.parameters(), lr=lr)
+    vae_opt = torch.optim.Adam(vae.parameters(), lr=DGR["generator_lr"])
+    r = DGR["new_weight"]
+    for t, (x, y, _, _) in enumerate(tasks):
+        old = (copy.deepcopy(model).eval(), copy.deepcopy(vae).eval()) if t else None
+        order = torch.randperm(len(x))
+        for idx in order.split(batch_size):
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            if old:
+                xr = old[1].sample(batch_size, shape)
+                with torch.no_grad():
+                    yr = old[0](xr).argmax(1)
+                loss = r * loss + (1 - r) * F.cross_entropy(model(xr), yr)
+            solver_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            solver_opt.step()
+        for idx in order.split(batch_size):
+            loss = vae.loss(x[idx])
+            if old:
+                loss = r * loss + (1 - r) * vae.loss(old[1].sample(batch_size, shape))
+            vae_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            vae_opt.step()
+
+
+BARE = {"hnet": hnet, "generative_replay": generative_replay}

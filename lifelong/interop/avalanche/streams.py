@@ -137,7 +137,7 @@ def to_avalanche(stream: Stream):
     (0 where the scenario hides it), so Avalanche's strategies and metrics run on it. Every task is
     built (Avalanche's streams here are lists). `n_classes` is the stream's output count.
     """
-    from avalanche.benchmarks import benchmark_from_datasets, with_classes_timeline, with_task_labels
+    from avalanche.benchmarks import benchmark_from_datasets, with_task_labels
     from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset as tensor_dataset
 
     if stream.kind != "classification":
@@ -148,9 +148,22 @@ def to_avalanche(stream: Stream):
         label = 0 if task.label is None else task.label
         train.append(tensor_dataset(task.x_train, task.y_train, task_labels=label))
         test.append(tensor_dataset(task.x_test, task.y_test, task_labels=label))
-    benchmark = with_classes_timeline(with_task_labels(benchmark_from_datasets(train=train, test=test)))
+    benchmark = with_task_labels(benchmark_from_datasets(train=train, test=test))
+    classes = [set(task.classes) for task in stream.tasks]
+    for experiences in (benchmark.train_stream, benchmark.test_stream):
+        _classes_timeline(experiences, classes)
     benchmark.n_classes = stream.n_outputs
     return benchmark
+
+
+def _classes_timeline(experiences, classes: list[set[int]]) -> None:
+    """Avalanche's class attributes from the tasks' classes (`with_classes_timeline` reads them off the targets,
+    which may lack a class of the task: a domain-incremental task of 30 examples over 10 classes)."""
+    every, seen = set().union(*classes), set()
+    for exp, now in zip(experiences, classes):
+        exp.classes_in_this_experience, exp.previous_classes = set(now), set(seen)
+        seen |= now
+        exp.classes_seen_so_far, exp.future_classes = set(seen), every - seen
 
 
 def _stream(benchmark, attribute: str) -> Sequence:
@@ -174,10 +187,13 @@ def _targets(exp, where: str) -> torch.Tensor:
 
 
 def _classes(exp, where: str) -> tuple[int, ...]:
-    classes = tuple(sorted(int(c) for c in _targets(exp, where).unique()))
-    if not classes:
+    """The experience's `classes_in_this_experience` when they cover its targets, else its targets' classes."""
+    found = {int(c) for c in _targets(exp, where).unique()}
+    if not found:
         raise StreamError(f"the Avalanche benchmark's {where} is empty")
-    return classes
+    declared = getattr(exp, "classes_in_this_experience", None)
+    declared = {int(c) for c in declared} if declared is not None else set()
+    return tuple(sorted(declared if found <= declared else found))
 
 
 def _count(exp, classes: tuple[int, ...]) -> int:

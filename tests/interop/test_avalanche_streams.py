@@ -144,6 +144,7 @@ def test_a_lifelong_stream_goes_to_avalanche_and_back_unchanged(spec):
     assert from_avalanche(bench).scenario == (scenario or "domain-il")  # the scenario is detected, too
 
 
+@pytest.mark.filterwarnings("ignore:No loggers specified")
 def test_avalanche_naive_learns_an_experience_of_a_lifelong_stream():
     from avalanche.training import Naive
     from avalanche.training.plugins import EvaluationPlugin

@@ -209,6 +209,11 @@ FACTORY = textwrap.dedent("""
         data = {split: TensorDataset(centres[y] + torch.randn(len(y), 8, generator=g), y) for split in ("train", "test")}
         return class_incremental_benchmark(data, num_experiences=n_experiences, class_order=list(range(6)))
 
+    def unseeded(n_experiences):
+        y = torch.arange(6).repeat_interleave(2)
+        data = TensorDataset(torch.randn(len(y), 2), y)
+        return class_incremental_benchmark({"train": data, "test": data}, num_experiences=n_experiences)
+
     def not_a_benchmark(**args):
         return {"train_stream": "no"}
 
@@ -220,8 +225,8 @@ FACTORY = textwrap.dedent("""
 """)
 
 
-def write_config(folder: Path, stream: str) -> Path:
-    (folder / "benchmarks_here.py").write_text(FACTORY)
+def write_config(folder: Path, stream: str, module: str = "benchmarks_here") -> Path:
+    (folder / f"{module}.py").write_text(FACTORY)
     config = folder / "c.yaml"
     config.write_text(f"name: av\nstream: {stream}\nmodel: {{type: mlp, hidden: [16]}}\n"
                       "training: {epochs: 2, batch_size: 16, lr: 0.1}\nstrategies: [{name: naive}]\n")
@@ -245,6 +250,35 @@ def test_bad_factories_are_refused_naming_the_field_and_the_fix(tmp_path, monkey
     with pytest.raises(ConfigError) as error:
         load_config(write_config(tmp_path, stream))
     assert "field 'stream" in str(error.value) and message in str(error.value)
+
+
+def test_an_unseeded_factory_makes_the_same_benchmark_for_a_stream_seed_and_leaves_global_rngs_alone(
+        tmp_path, monkeypatch):
+    from lifelong.streams.builtin import avalanche as builder
+
+    monkeypatch.chdir(tmp_path)
+    orders = {}
+    for seed in (0, 0, 1, 2):
+        builder._LAYOUTS.clear()  # as in a new process (a resumed run, a sweep worker)
+        state = torch.random.get_rng_state()
+        config = load_config(write_config(tmp_path, "{builder: avalanche, name: a, factory: "
+                                                    f"'benchmarks_here:unseeded', args: {{n_experiences: 3}}, seed: {seed}}}"))
+        assert torch.equal(torch.random.get_rng_state(), state)
+        stream = build_stream(config.stream)
+        orders.setdefault(seed, []).append([t.classes for t in stream.tasks])
+    assert orders[0][0] == orders[0][1] and orders[1] != orders[2]  # the class order follows the stream seed
+
+
+def test_editing_the_factory_module_changes_the_reference_key(tmp_path, monkeypatch):
+    from lifelong.references import reference_key
+
+    monkeypatch.chdir(tmp_path)
+    config = load_config(write_config(tmp_path, "{builder: avalanche, name: a, factory: "
+                                                "'edited_here:make_benchmark', args: {n_experiences: 2}}", "edited_here"))
+    key = reference_key(config, config.training, 0, torch.device("cpu"))[0]
+    assert reference_key(config, config.training, 0, torch.device("cpu"))[0] == key
+    (tmp_path / "edited_here.py").write_text(FACTORY.replace("4 * torch.randn", "5 * torch.randn"))
+    assert reference_key(config, config.training, 0, torch.device("cpu"))[0] != key
 
 
 @pytest.mark.slow

@@ -235,7 +235,9 @@ def _tensors(dataset, where: str, limit: int | None = None) -> tuple[torch.Tenso
                               "tensors; give its dataset a transform that makes tensors (e.g. ToTensor)")
         return torch.stack([row[0] for row in batch]).float(), torch.tensor([int(row[1]) for row in batch])
 
-    batches = list(torch.utils.data.DataLoader(dataset, batch_size=LOAD_BATCH, collate_fn=collate))
+    # its own generator: a DataLoader draws a seed, which would move torch's global one (model inits)
+    batches = list(torch.utils.data.DataLoader(dataset, batch_size=LOAD_BATCH, collate_fn=collate,
+                                               generator=torch.Generator()))
     return torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
 
 

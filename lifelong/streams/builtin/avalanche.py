@@ -3,20 +3,28 @@
     stream: {builder: avalanche, name: smnist, factory: "my_module:make_benchmark", args: {n_experiences: 5}}
 
 The factory is imported like a user's strategy (`package.module:function`, the run's folder on the
-path) and called with `args`. Validating the spec calls it once per process and reads the benchmark's
-experiences, so `n_tasks` and the scenario (class-il, task-il or domain-il; see
-`lifelong.interop.avalanche.streams`) come from the benchmark; a stated one is kept (`n_tasks` checked).
+path) and called with `args`, the global random generators seeded from the stream seed. Validating
+the spec calls it once per process and reads the benchmark's experiences, so `n_tasks` and the
+scenario (class-il, task-il or domain-il; see `lifelong.interop.avalanche.streams`) come from the
+benchmark; a stated one is kept (`n_tasks` checked).
 Nothing here imports avalanche until a spec is validated.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
+import sys
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from lifelong.interop.avalanche import require
+from lifelong.seeding import derive_seed
 from lifelong.streams.registry import Recipe, SourceSize, StreamSpecBase, TaskFootprint, stream_builder
 from lifelong.user_code import import_reference
 
@@ -67,7 +75,8 @@ class AvalancheSpec(StreamSpecBase):
             if not callable(factory):
                 raise ValueError(f"factory {self.factory!r} is a {type(factory).__name__}, not a function")
             try:
-                benchmark = factory(**self.args)
+                with seeded_globals(derive_seed(self.seed, "stream")):
+                    benchmark = factory(**self.args)
             except Exception as error:  # the user's code: say which call failed and with what
                 raise ValueError(f"factory {self.factory!r} called with args {self.args} failed: "
                                  f"{type(error).__name__}: {error}") from error
@@ -80,6 +89,37 @@ class AvalancheSpec(StreamSpecBase):
     def task_footprint(self, source: SourceSize | None) -> TaskFootprint | None:
         """The largest experience's train and test examples."""
         return self.layout().footprint()
+
+    def outside_code(self) -> str:
+        """The factory's module, the conversion and the avalanche version: what makes the data besides Lifelong."""
+        import avalanche
+
+        from lifelong.interop.avalanche import streams
+
+        digest = hashlib.sha256(f"{self.factory}\0{avalanche.__version__}\0".encode())
+        for module in (sys.modules[self.factory.partition(":")[0]], streams):
+            path = getattr(module, "__file__", None)
+            digest.update(Path(path).read_bytes() if path else module.__name__.encode())
+        return digest.hexdigest()[:20]
+
+
+@contextmanager
+def seeded_globals(seed: int):
+    """torch's, numpy's and Python's global generators seeded for the factory's call, restored after: a factory
+    that draws a class order unseeded (class_incremental_benchmark's default) makes the same benchmark in a
+    resumed run and in every sweep worker."""
+    import torch
+
+    state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(state)
+            np.random.set_state(numpy_state)
 
 
 @stream_builder(AvalancheSpec)

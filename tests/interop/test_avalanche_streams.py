@@ -206,7 +206,8 @@ FACTORY = textwrap.dedent("""
         g = torch.Generator().manual_seed(seed)
         centres = 4 * torch.randn(6, 8, generator=g)
         y = torch.arange(6).repeat_interleave(30)
-        data = {split: TensorDataset(centres[y] + torch.randn(len(y), 8, generator=g), y) for split in ("train", "test")}
+        data = {split: TensorDataset(centres[y] + torch.randn(len(y), 8, generator=g), y)
+                for split in ("train", "test")}
         return class_incremental_benchmark(data, num_experiences=n_experiences, class_order=list(range(6)))
 
     def unseeded(n_experiences):
@@ -261,8 +262,9 @@ def test_an_unseeded_factory_makes_the_same_benchmark_for_a_stream_seed_and_leav
     for seed in (0, 0, 1, 2):
         builder._LAYOUTS.clear()  # as in a new process (a resumed run, a sweep worker)
         state = torch.random.get_rng_state()
-        config = load_config(write_config(tmp_path, "{builder: avalanche, name: a, factory: "
-                                                    f"'benchmarks_here:unseeded', args: {{n_experiences: 3}}, seed: {seed}}}"))
+        stream_spec = f"{{builder: avalanche, name: a, factory: 'benchmarks_here:unseeded', seed: {seed}, " \
+                      "args: {n_experiences: 3}}"
+        config = load_config(write_config(tmp_path, stream_spec))
         assert torch.equal(torch.random.get_rng_state(), state)
         stream = build_stream(config.stream)
         orders.setdefault(seed, []).append([t.classes for t in stream.tasks])
@@ -273,8 +275,8 @@ def test_editing_the_factory_module_changes_the_reference_key(tmp_path, monkeypa
     from lifelong.references import reference_key
 
     monkeypatch.chdir(tmp_path)
-    config = load_config(write_config(tmp_path, "{builder: avalanche, name: a, factory: "
-                                                "'edited_here:make_benchmark', args: {n_experiences: 2}}", "edited_here"))
+    stream_spec = "{builder: avalanche, name: a, factory: 'edited_here:make_benchmark', args: {n_experiences: 2}}"
+    config = load_config(write_config(tmp_path, stream_spec, "edited_here"))
     key = reference_key(config, config.training, 0, torch.device("cpu"))[0]
     assert reference_key(config, config.training, 0, torch.device("cpu"))[0] == key
     (tmp_path / "edited_here.py").write_text(FACTORY.replace("4 * torch.randn", "5 * torch.randn"))

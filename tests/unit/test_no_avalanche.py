@@ -18,6 +18,7 @@ HINT = "pip install 'lifelong[avalanche]' torch==2.14.1 torchvision==0.29.1"
 BLOCK = "import sys; sys.modules['avalanche'] = None\n"
 
 ENTRY_POINTS = textwrap.dedent("""
+    import importlib.util
     import json
     from lifelong.errors import UserError
     from lifelong.interop.avalanche import from_avalanche, to_avalanche
@@ -26,11 +27,7 @@ ENTRY_POINTS = textwrap.dedent("""
 
     stream = build_stream(SplitSpec(builder="split", name="s", n_tasks=2, train_per_task=10, test_per_task=10))
     calls = {"from_avalanche": lambda: from_avalanche(object()), "to_avalanche": lambda: to_avalanche(stream)}
-    try:
-        from lifelong.interop.avalanche import strategies  # the `avalanche.*` strategy names, where present
-    except ImportError:
-        pass
-    else:
+    if importlib.util.find_spec("lifelong.interop.avalanche.strategies"):  # the `avalanche.*` strategy names
         from lifelong.strategies.registry import strategy_class
         calls["avalanche.Naive"] = lambda: strategy_class("avalanche.Naive")
     for name, call in calls.items():

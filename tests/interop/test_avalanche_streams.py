@@ -140,8 +140,10 @@ def test_a_lifelong_stream_goes_to_avalanche_and_back_unchanged(spec):
         assert exp.current_experience == i and exp.task_label == (task.label or 0)
         assert set(exp.classes_in_this_experience) == set(task.classes)
     scenario = stream.scenario if stream.scenario != "few-shot" else None  # few-shot comes back detected
-    assert_same_tasks(stream, from_avalanche(bench, scenario=scenario))
-    assert from_avalanche(bench).scenario == (scenario or "domain-il")  # the scenario is detected, too
+    assert_same_tasks(stream, from_avalanche(bench, scenario=scenario, n_outputs=bench.n_classes))
+    detected = from_avalanche(bench)  # the scenario is detected, too
+    assert detected.scenario == (scenario or "domain-il")
+    assert detected.n_outputs == 1 + max(c for task in stream.tasks for c in task.classes)
 
 
 @pytest.mark.filterwarnings("ignore:No loggers specified")
@@ -173,28 +175,51 @@ def test_a_regression_stream_is_refused_with_the_reason():
         to_avalanche(stream)
 
 
-@pytest.mark.slow  # reading 14,000 images example by example through Avalanche's dataset: about 10 s
-@pytest.mark.skipif(not (FASHION / "train-images-idx3-ubyte.gz").is_file(), reason="Fashion-MNIST not installed")
-def test_split_fmnist_from_files_on_disk(tmp_path):
-    """Avalanche's classic SplitFMNIST reads torchvision's folder layout; given the files there, nothing downloads."""
-    from avalanche.benchmarks.classic import SplitFMNIST
-
-    raw = tmp_path / "FashionMNIST" / "raw"
+@pytest.fixture(scope="module")
+def torchvision_folder(tmp_path_factory) -> Path:
+    """Fashion-MNIST's files, uncompressed, where torchvision's FashionMNIST and MNIST look for them."""
+    if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST not installed (apt-get install -y dataset-fashion-mnist)")
+    root = tmp_path_factory.mktemp("torchvision")
+    raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
+    (root / "MNIST").mkdir()
+    (root / "MNIST" / "raw").symlink_to(raw)
     for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                  "t10k-labels-idx1-ubyte"):
         with gzip.open(FASHION / f"{name}.gz") as packed, open(raw / name, "wb") as out:
             shutil.copyfileobj(packed, out)
-    stream = from_avalanche(SplitFMNIST(5, fixed_class_order=list(range(10)), dataset_root=tmp_path))
+    return root
+
+
+@pytest.mark.slow  # reading 14,000 images example by example through Avalanche's dataset: about 10 s
+def test_split_fmnist_from_files_on_disk(torchvision_folder):
+    """Avalanche's classic SplitFMNIST reads torchvision's folder layout; given the files there, nothing downloads."""
+    from avalanche.benchmarks.classic import SplitFMNIST
+
+    stream = from_avalanche(SplitFMNIST(5, fixed_class_order=list(range(10)), dataset_root=torchvision_folder))
     assert (stream.scenario, len(stream), stream.input_shape, stream.n_outputs) == ("class-il", 5, (1, 28, 28), 10)
     task = stream.tasks[4]
     assert task.classes == (8, 9) and len(task.x_train) == 12_000 and len(task.x_test) == 2000
+    raw = torchvision_folder / "FashionMNIST" / "raw"
     images = np.frombuffer((raw / "t10k-images-idx3-ubyte").read_bytes()[16:], np.uint8).reshape(-1, 28, 28)
     labels = np.frombuffer((raw / "t10k-labels-idx1-ubyte").read_bytes()[8:], np.uint8)
     order = np.concatenate([np.flatnonzero(labels == 8), np.flatnonzero(labels == 9)])  # class after class
     expected = (torch.from_numpy(images[order].copy()).float() / 255 - 0.2860) / 0.3530
     assert torch.allclose(task.x_test[:, 0], expected, atol=1e-5)  # the eval transform: ToTensor, Normalize
     assert torch.equal(task.y_test, torch.from_numpy(labels[order].astype(np.int64)))
+
+
+@pytest.mark.slow
+def test_permuted_mnist_is_domain_incremental_with_ten_outputs(torchvision_folder):
+    """PermutedMNIST's code path, on Fashion-MNIST's files in MNIST's place (the content does not matter here).
+    Avalanche's own `n_classes` says 30 for three permutations; the model needs 10 outputs."""
+    from avalanche.benchmarks.classic import PermutedMNIST
+
+    bench = PermutedMNIST(3, seed=0, dataset_root=torchvision_folder)
+    stream = from_avalanche(bench)
+    assert (stream.scenario, len(stream), stream.n_outputs, bench.n_classes) == ("domain-il", 3, 10, 30)
+    assert stream.tasks.names[0] == "T1 (classes 0..9 (10))"
 
 
 FACTORY = textwrap.dedent("""

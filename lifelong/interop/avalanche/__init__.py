@@ -36,11 +36,12 @@ def require(what: str = "this") -> ModuleType:
                                f"install it with: {INSTALL_HINT}") from None
 
 
-def from_avalanche(benchmark, scenario=None, name: str = "avalanche") -> Stream:
+def from_avalanche(benchmark, scenario: str | None = None, name: str = "avalanche",
+                   n_outputs: int | None = None) -> Stream:
     """An Avalanche benchmark as a Lifelong `Stream`; see `lifelong.interop.avalanche.streams`."""
     require("from_avalanche")
     from lifelong.interop.avalanche.streams import from_avalanche as convert
-    return convert(benchmark, scenario=scenario, name=name)
+    return convert(benchmark, scenario=scenario, name=name, n_outputs=n_outputs)
 
 
 def to_avalanche(stream: Stream):

@@ -50,7 +50,7 @@ class Layout:
     experiences: tuple[Experience, ...]
     detected: Scenario
     input_shape: tuple[int, ...]
-    n_outputs: int
+    n_outputs: int  # the largest class id + 1 (Avalanche's `n_classes` counts PermutedMNIST's classes per experience)
     test_shared: bool  # one test experience for all train experiences (ni_benchmark), cut by classes
 
     def footprint(self) -> TaskFootprint:
@@ -67,7 +67,14 @@ class Layout:
                               f"give one of {', '.join(SCENARIOS)} (or leave it out to detect it)")
         return stated
 
-    def recipe(self, scenario: Scenario) -> Recipe:
+    def outputs(self, stated: int | None) -> int:
+        """The stated output count (checked to cover every class), or the largest class id + 1."""
+        if stated is not None and stated < self.n_outputs:
+            raise StreamError(f"n_outputs {stated} is too few: the benchmark has class {self.n_outputs - 1}; give at "
+                              f"least {self.n_outputs} or leave it out")
+        return stated or self.n_outputs
+
+    def recipe(self, scenario: Scenario, n_outputs: int | None = None) -> Recipe:
         """Task i built from experience i when asked for; task labels only where the scenario gives them."""
         task_labels = [e.task_label for e in self.experiences]
         if scenario == "task-il" and self.detected != "task-il":
@@ -85,7 +92,7 @@ class Layout:
                         meta={"avalanche_experience": i, "avalanche_task_label": exp.task_label})
 
         names = [f"T{i + 1} (classes {_describe(e.classes)})" for i, e in enumerate(self.experiences)]
-        return Recipe(names, make, self.input_shape, self.n_outputs,
+        return Recipe(names, make, self.input_shape, self.outputs(n_outputs),
                       {"avalanche": {"detected_scenario": self.detected, "shared_test_experience": self.test_shared}})
 
 
@@ -110,19 +117,20 @@ def read_benchmark(benchmark) -> Layout:
         experiences.append(Experience(exp, exp_test, classes, _task_label(exp, f"train experience {i}"),
                                       len(exp.dataset), n_test))
     x, _ = _tensors(experiences[0].train.dataset, "train experience 0", limit=1)
-    n_classes = max(c for e in experiences for c in e.classes) + 1
     return Layout(tuple(experiences), _detect(experiences), tuple(x.shape[1:]),
-                  max(n_classes, int(getattr(benchmark, "n_classes", 0) or 0)), shared)
+                  max(c for e in experiences for c in e.classes) + 1, shared)
 
 
-def from_avalanche(benchmark, scenario: str | None = None, name: str = "avalanche") -> Stream:
+def from_avalanche(benchmark, scenario: str | None = None, name: str = "avalanche",
+                   n_outputs: int | None = None) -> Stream:
     """An Avalanche benchmark as a Lifelong `Stream`, its tasks built when first asked for.
 
-    `scenario`: class-il, task-il or domain-il; None detects it (see `_detect`).
+    `scenario`: class-il, task-il or domain-il; None detects it (see `_detect`). `n_outputs`: the model's
+    outputs; None: the largest class id + 1.
     """
     layout = read_benchmark(benchmark)
     kind = layout.scenario(scenario)
-    recipe = layout.recipe(kind)
+    recipe = layout.recipe(kind, n_outputs)
     task = layout.footprint()
     size = len(layout.experiences) * (task.train_rows + task.test_rows) * task.row_bytes
     keep = len(layout.experiences) if size <= KEEP_ALL_BYTES else KEEP_LAST
@@ -135,7 +143,8 @@ def to_avalanche(stream: Stream):
 
     Task i becomes experience i of both streams, its tensors as they are, with task label `task.label`
     (0 where the scenario hides it), so Avalanche's strategies and metrics run on it. Every task is
-    built (Avalanche's streams here are lists). `n_classes` is the stream's output count.
+    built (Avalanche's streams here are lists). `n_classes` is the stream's output count (give it back to
+    `from_avalanche` as `n_outputs` when some outputs have no class in the stream).
     """
     from avalanche.benchmarks import benchmark_from_datasets, with_task_labels
     from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset as tensor_dataset

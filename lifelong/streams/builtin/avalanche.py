@@ -44,6 +44,8 @@ class AvalancheSpec(StreamSpecBase):
         default="auto", description="auto: task-il when experiences have different task labels, class-il when "
                                     "their classes are disjoint, else domain-il")
     n_tasks: int | None = Field(default=None, ge=1, description="read from the benchmark; if given, checked")
+    n_outputs: int | None = Field(default=None, ge=1, description="the model's outputs; default the largest "
+                                                                 "class id + 1")
 
     @field_validator("factory")
     @classmethod
@@ -62,6 +64,7 @@ class AvalancheSpec(StreamSpecBase):
                              f"experiences; give n_tasks: {found} or leave it out")
         self.n_tasks = found
         self.scenario = layout.scenario(self.scenario)
+        layout.outputs(self.n_outputs)
         return self
 
     def layout(self) -> Layout:
@@ -124,4 +127,4 @@ def seeded_globals(seed: int):
 
 @stream_builder(AvalancheSpec)
 def avalanche(spec: AvalancheSpec) -> Recipe:
-    return spec.layout().recipe(spec.scenario)
+    return spec.layout().recipe(spec.scenario, spec.n_outputs)

@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -108,6 +109,47 @@ class CountingDataset(Dataset):
     def __getitem__(self, i):
         self.reads += 1
         return self.x[i], int(self.y[i])
+
+
+class ArrayDataset(CountingDataset):
+    """Examples whose inputs are numpy arrays and whose labels are shifted from `targets` by `shift`."""
+
+    def __init__(self, x, y, shift=0):
+        super().__init__(x, y)
+        self.shift = shift
+
+    def __getitem__(self, i):
+        return self.x[i].numpy() if not self.shift else self.x[i], int(self.y[i]) + self.shift
+
+
+def mixed_labels():
+    x, y = labelled()
+    data = [tensor_dataset(x, y, task_labels=[0] * 12 + [1] * 12)]
+    return benchmark_from_datasets(train=data, test=data)
+
+
+def uneven_streams():
+    x, y = labelled()
+    return benchmark_from_datasets(train=[tensor_dataset(x, y)] * 2, test=[tensor_dataset(x, y)] * 3)
+
+
+def from_dataset(dataset):
+    return class_incremental_benchmark({"train": dataset, "test": dataset}, class_order=[0, 1, 2, 3],
+                                       num_experiences=2)
+
+
+@pytest.mark.parametrize("make, keywords, message", [
+    (mixed_labels, {}, "train experience 0 mixes task labels [0, 1]; a Lifelong task has one task label"),
+    (uneven_streams, {}, "2 train experiences and 3 test experiences; Lifelong needs one test experience per"),
+    (lambda: from_dataset(ArrayDataset(*labelled())), {}, "gives inputs of type ndarray, not tensors"),
+    (lambda: from_dataset(ArrayDataset(*labelled(), shift=4)), {}, "experience 0 gives labels [4, 5] that its"),
+    (lambda: from_dataset(TensorDataset(*labelled())), {"n_outputs": 3}, "n_outputs 3 is too few"),
+    (lambda: from_dataset(TensorDataset(*labelled())), {"scenario": "few-shot"}, "scenario 'few-shot' is not one"),
+])
+def test_benchmarks_lifelong_cannot_take_are_refused_with_the_reason(make, keywords, message):
+    with pytest.raises(StreamError, match=re.escape(message)):
+        stream = from_avalanche(make(), **keywords)
+        stream.tasks[0]  # some are found when the task is built
 
 
 def test_tasks_are_built_when_asked_for():

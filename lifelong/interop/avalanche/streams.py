@@ -87,6 +87,11 @@ class Layout:
             if self.test_shared:
                 keep = torch.isin(y_test, torch.tensor(exp.classes))
                 x_test, y_test = x_test[keep], y_test[keep]
+            stray = set(torch.cat([y_train, y_test]).unique().tolist()) - set(exp.classes)
+            if stray:
+                raise StreamError(f"the Avalanche benchmark's experience {i} gives labels {sorted(stray)} that its "
+                                  f"`targets` ({_describe(exp.classes)}) do not have; a target transform must be "
+                                  "reflected in the dataset's targets")
             return Task(i, names[i], "classification", x_train, y_train, x_test, y_test, classes=exp.classes,
                         label=task_labels[i] if scenario == "task-il" else None,
                         meta={"avalanche_experience": i, "avalanche_task_label": exp.task_label})
@@ -110,10 +115,12 @@ def read_benchmark(benchmark) -> Layout:
         exp_test = test[0] if shared else test[i]
         classes = _classes(exp, f"train experience {i}")
         test_classes = _classes(exp_test, f"test experience {0 if shared else i}")
-        n_test = len(exp_test.dataset) if not shared else _count(exp_test, classes)
-        if n_test == 0 or not set(classes) & set(test_classes):
+        n_test = _count(exp_test, classes) if shared else len(exp_test.dataset)
+        if n_test == 0:
             raise StreamError(f"the Avalanche benchmark's test experience for train experience {i} has no example of "
                               f"its classes {_describe(classes)}: every task needs a test split")
+        if not shared:  # a task's classes are those it is trained or tested on
+            classes = tuple(sorted(set(classes) | set(test_classes)))
         experiences.append(Experience(exp, exp_test, classes, _task_label(exp, f"train experience {i}"),
                                       len(exp.dataset), n_test))
     x, _ = _tensors(experiences[0].train.dataset, "train experience 0", limit=1)

@@ -31,7 +31,7 @@ from lifelong.user_code import import_reference
 if TYPE_CHECKING:
     from lifelong.interop.avalanche.streams import Layout
 
-_LAYOUTS: dict[tuple[str, str], Layout] = {}  # (factory, args) -> the benchmark read, once per process
+_LAYOUTS: dict[tuple[str, str, int], Layout] = {}  # (factory, args, seed) -> the benchmark read, once per process
 
 
 class AvalancheSpec(StreamSpecBase):
@@ -68,8 +68,8 @@ class AvalancheSpec(StreamSpecBase):
         return self
 
     def layout(self) -> Layout:
-        """The benchmark `factory(**args)` returns, read (made once per process and arguments)."""
-        key = (self.factory, json.dumps(self.args, sort_keys=True, default=repr))
+        """The benchmark `factory(**args)` returns, read (made once per process, arguments and seed)."""
+        key = (self.factory, json.dumps(self.args, sort_keys=True, default=repr), self.seed)
         if key not in _LAYOUTS:
             require("the 'avalanche' stream builder")
             from lifelong.interop.avalanche.streams import read_benchmark

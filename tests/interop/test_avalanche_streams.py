@@ -12,22 +12,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from torch.utils.data import Dataset, TensorDataset
 
-avalanche = pytest.importorskip("avalanche", reason="the `avalanche` extra is not installed")
+from lifelong.config import load_config
+from lifelong.errors import ConfigError, StreamError
+from lifelong.interop.avalanche import from_avalanche, to_avalanche
+from lifelong.streams.builders import build_stream
+from lifelong.streams.spec import (NWayConflictSpec, NWaySpec, PermutedSpec, RepeatSpec, RotatedSpec, SinusoidSpec,
+                                   SplitSpec, UnrelatedSpec)
+
+pytest.importorskip("avalanche", reason="the `avalanche` extra is not installed")
 pytestmark = pytest.mark.avalanche
 
-import torch  # noqa: E402
 from avalanche.benchmarks import (benchmark_from_datasets, class_incremental_benchmark, nc_benchmark,  # noqa: E402
                                   ni_benchmark, tensors_benchmark)
 from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset as tensor_dataset  # noqa: E402
-from torch.utils.data import Dataset, TensorDataset  # noqa: E402
-
-from lifelong.config import load_config  # noqa: E402
-from lifelong.errors import ConfigError, StreamError  # noqa: E402
-from lifelong.interop.avalanche import from_avalanche, to_avalanche  # noqa: E402
-from lifelong.streams.builders import build_stream  # noqa: E402
-from lifelong.streams.spec import (NWayConflictSpec, NWaySpec, PermutedSpec, RepeatSpec, RotatedSpec,  # noqa: E402
-                                   SinusoidSpec, SplitSpec, UnrelatedSpec)
 
 REPO = Path(__file__).resolve().parents[2]
 FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -72,6 +72,8 @@ def reference_key(config, training: TrainingSpec, seed: int, device: torch.devic
     content = {"stream": config.stream.model_dump(mode="json"), "model": config.model.model_dump(mode="json"),
                "training": training.model_dump(mode="json"), "evaluation": config.evaluation.model_dump(mode="json"),
                "seed": seed, "code": code_digest(), "torch": torch.__version__, "device": device.type}
+    if config.stream.outside_code() is not None:
+        content["stream_code"] = config.stream.outside_code()
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:20], content
 
 

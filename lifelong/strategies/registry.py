@@ -6,13 +6,11 @@ Listing the names imports no strategy (and so no torch): `lifelong list strategi
 from __future__ import annotations
 
 import difflib
-import importlib
-import os
-import sys
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from lifelong.errors import ConfigError
+from lifelong.user_code import import_reference
 
 if TYPE_CHECKING:
     from lifelong.strategies.base import Strategy
@@ -53,19 +51,4 @@ def _registered(name: str):
 
 
 def _import_reference(reference: str):
-    """Import `module:Class`; a module file in the current folder is found as the README promises (the
-    folder goes last on the import path, so it never shadows an installed package)."""
-    module_name, _, attribute = reference.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.append(os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except (ImportError, SyntaxError) as error:
-        raise UnknownStrategyError(f"cannot import module {module_name!r} for strategy {reference!r}: "
-                                   f"{type(error).__name__}: {error}. Is it in the folder you run from (or on "
-                                   "PYTHONPATH)?") from error
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise UnknownStrategyError(f"module {module_name!r} has no attribute {attribute!r} "
-                                   f"(strategy {reference!r})") from None
+    return import_reference(reference, "strategy", UnknownStrategyError)

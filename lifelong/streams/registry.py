@@ -34,6 +34,11 @@ class StreamSpecBase(BaseModel):
         stream's tasks are never all kept and its memory estimate counts only the dataset)."""
         return None
 
+    def outside_code(self) -> str | None:
+        """A digest of code outside Lifelong that makes this stream's data (a user's factory), so cached
+        references are not reused once it changes; None: the builder module alone makes the data."""
+        return None
+
 
 class SourceSpec(StreamSpecBase):
     """A stream cut from a labelled dataset (`lifelong.streams.sources`)."""

@@ -100,7 +100,8 @@ def test_a_builder_is_one_registered_function_beside_its_spec(countdown_builder)
     shipped = {spec.model_fields["builder"].annotation.__args__[0]
                for spec in StreamSpec.__origin__.__args__}
     assert shipped == set(registry.builders()) - {"countdown"} == {
-        "split", "permuted", "rotated", "sinusoid", "sinusoid_family", "nway", "nway_conflict", "repeat", "unrelated"}
+        "split", "permuted", "rotated", "sinusoid", "sinusoid_family", "nway", "nway_conflict", "repeat", "unrelated",
+        "avalanche"}
 
 
 def test_memory_estimate_counts_the_dataset_the_evaluated_test_sets_and_the_tasks_at_work():

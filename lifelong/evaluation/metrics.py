@@ -354,6 +354,19 @@ def average_accuracy_after(R, k: int) -> float:
     return defined_mean(R[k, :k])
 
 
+def sample_weighted_accuracy(R, test_sizes, row: int = -1) -> float:
+    """sum_j n_j R[row][j] / sum_j n_j over every task, n_j = task j's test-set size (default row: T).
+
+    Avalanche's stream accuracy (Top1_Acc_Stream): the accuracy of all test examples of the stream
+    pooled, tasks not yet trained included. Equals ACC (`acc`, the unweighted mean) on the last row
+    when the test sets are equally large.
+    """
+    R, n = _check(R), np.asarray(test_sizes, dtype=float)
+    if n.shape != (R.shape[1],) or (n <= 0).any():
+        raise ValueError(f"expected {R.shape[1]} positive test-set sizes, got {test_sizes!r}")
+    return float(R[row] @ n / n.sum())
+
+
 def bwt_gem_code(R) -> float:
     """GEM released code's BWT: the same sum divided by T, = ACC - LA = (T-1)/T * bwt (MER's BTI)."""
     R = _check(R)

@@ -34,7 +34,7 @@ def available() -> dict[str, str]:
     """Registered names and where they point, and the Avalanche strategies Lifelong runs (with the
     `avalanche` extra)."""
     names = {ep.name: ep.value for ep in entry_points(group=GROUP)}
-    avalanche = "" if importlib.util.find_spec("avalanche") else " (needs: pip install 'lifelong[avalanche]')"
+    avalanche = "" if importlib.util.find_spec("avalanche") else " (needs the 'avalanche' extra)"
     return names | {AVALANCHE_PREFIX + name: f"avalanche.training:{target}{avalanche}"
                     for name, target in AVALANCHE_STRATEGIES.items()}
 

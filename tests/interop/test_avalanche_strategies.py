@@ -1,6 +1,7 @@
 """Avalanche's strategies run by Lifelong (`name: avalanche.X`): the record they write, their params
 checked against Avalanche's constructors, the streams they refuse, and resume."""
 
+import importlib.util
 import json
 
 import numpy as np
@@ -94,6 +95,18 @@ def test_icarl_refuses_a_stream_that_is_not_class_incremental(tmp_path):
     with pytest.raises(UserError, match="ICaRL serves class-incremental streams only.*is task-il"):
         run_experiment(cfg, out=tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_gem_solves_its_qp_and_refuses_to_start_without_the_solver(tmp_path, monkeypatch):
+    cfg = config(tmp_path, [{"name": "avalanche.GEM", "params": {"patterns_per_exp": 20}}])
+    result = run_experiment(cfg, out=tmp_path / "run", progress=False)
+    gem = matrix(result.folder, "avalanche.GEM")
+    assert gem[3, 0] > 0.3  # its projected gradients keep task 1, which plain fine-tuning loses (< 0.1 above)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "quadprog" else real(name, *a))
+    with pytest.raises(UserError, match=r"avalanche.GEM needs the package 'quadprog'.*pip install 'lifelong\[avalanche\]'"):
+        run_experiment(cfg, out=tmp_path / "without", progress=False)
+    assert not (tmp_path / "without").exists()
 
 
 class StopAfter:

@@ -16,6 +16,7 @@ the retrained model must equal the checkpointed one bit for bit; otherwise the r
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
 import math
 import warnings
@@ -28,7 +29,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from torch import nn
 
 from lifelong.errors import ConfigError, UserError
-from lifelong.interop.avalanche import require
+from lifelong.interop.avalanche import INSTALL_HINT, require
 from lifelong.seeding import derive_seed
 from lifelong.strategies.base import Strategy, StrategyContext
 from lifelong.strategies.registry import AVALANCHE_PREFIX, AVALANCHE_STRATEGIES, UnknownStrategyError
@@ -42,6 +43,8 @@ SET_BY_LIFELONG = frozenset({"model", "feature_extractor", "classifier", "optimi
 # Defaults for arguments Avalanche requires but a YAML file cannot or need not give (ICaRL's plugin
 # defaults: no buffer transform, a fixed memory).
 DEFAULTS = {"ICaRL": {"buffer_transform": None, "fixed_memory": True}}
+# Packages a strategy needs beyond avalanche-lib's own requirements (GEM's QP solver, through qpsolvers).
+NEEDS = {"GEM": "quadprog"}
 
 
 class AvalancheResumeError(UserError):
@@ -158,6 +161,10 @@ class AvalancheStrategy(Strategy):
         self.learned = 0
 
     def _check_stream(self, ctx: StrategyContext) -> None:
+        needed = NEEDS.get(self.avalanche_name)
+        if needed and importlib.util.find_spec(needed) is None:
+            raise UserError(f"strategy {AVALANCHE_PREFIX}{self.avalanche_name} needs the package {needed!r}, which "
+                            f"is not installed; install it with: {INSTALL_HINT} (the extra includes it)")
         stream = ctx.stream
         if stream.kind != "classification":
             raise ConfigError(f"strategy {AVALANCHE_PREFIX}{self.avalanche_name}: Avalanche's supervised strategies "

@@ -129,7 +129,8 @@ def _final_curves(curves) -> np.ndarray:
 # ---- registered metrics, in report order -----------------------------------------------------------
 
 @metric("acc", group=CORE, title="ACC", formula="(1/T) Σ_j R[T][j]", better="higher", baseline="none",
-        convention="GEM (Lopez-Paz & Ranzato 2017) = A_T of RWalk", cells="R[T][j]")
+        convention="GEM (Lopez-Paz & Ranzato 2017) = A_T of RWalk; Avalanche's stream accuracy weights the tasks "
+                   "by test-set size instead (metrics.sample_weighted_accuracy)", cells="R[T][j]")
 def acc(R) -> np.ndarray:
     """ACC = (1/T) sum_j R[T][j]: mean of the final row (GEM, Lopez-Paz & Ranzato 2017; = A_T)."""
     return _check(R)[-1]
@@ -145,7 +146,7 @@ def learning_acc(R) -> np.ndarray:
 
 @metric("bwt", group=CORE, title="BWT", formula="1/(T−1) Σ_{j<T} (R[T][j] − R[j][j])", better="higher",
         baseline="the task's own score right after it",
-        convention="GEM paper, divided by T−1 (GEM's code divides by T); < 0 = forgetting",
+        convention="GEM paper, divided by T−1 (GEM's code divides by T); < 0 = forgetting; = Avalanche's StreamBWT",
         cells="R[T][j] with R[j][j], j < T")
 def bwt(R) -> np.ndarray:
     """BWT = 1/(T-1) sum_{j<T} (R[T][j] - R[j][j]) (GEM paper); NaN for T = 1."""
@@ -155,7 +156,8 @@ def bwt(R) -> np.ndarray:
 
 @metric("fwt", group=CORE, title="FWT", formula="1/(T−1) Σ_{j≥2} (R[j−1][j] − b_j)", better="higher",
         baseline="b_j = row 0, before any training",
-        convention="GEM paper, divided by T−1; > 0 = earlier tasks helped before training on j",
+        convention="GEM paper, divided by T−1; > 0 = earlier tasks helped before training on j; = Avalanche's "
+                   "StreamForwardTransfer",
         cells="R[j−1][j] with b_j, j ≥ 2", per_task=fwt_per_task,
         per_task_title="forward transfer R[j−1][j] − b_j (higher is better)")
 def fwt(R) -> np.ndarray:

@@ -17,6 +17,7 @@ from lifelong.errors import ConfigError, UserError  # noqa: E402
 from lifelong.interop.avalanche.strategies import AvalancheResumeError  # noqa: E402
 from lifelong.run import RunInterrupted, resume_experiment, run_experiment  # noqa: E402
 from lifelong.strategies.registry import available, strategy_class  # noqa: E402
+from tests.conftest import blob_stream, context  # noqa: E402
 from tests.single_thread import one_thread  # noqa: E402,F401  (autouse fixture)
 
 SPLIT = {"name": "split3", "builder": "split", "dataset": "digits", "scenario": "class-il", "n_tasks": 3,
@@ -59,6 +60,21 @@ def test_every_supported_name_resolves_and_is_listed():
     assert {f"avalanche.{n}" for n in names} <= set(available())
     assert strategy_class("avalanche.SI").template is avalanche.training.SynapticIntelligence
     assert strategy_class("avalanche.EWC") is strategy_class("avalanche.EWC")
+
+
+@pytest.mark.parametrize("scenario", ["task-il", "class-il"])
+def test_training_uses_the_engines_task_masks(scenario):
+    """Task-IL: the loss sees only the task's own logits, as with Lifelong's strategies, so the output
+    biases of the other tasks' classes get no gradient; class-IL: every output competes."""
+    stream = blob_stream(scenario=scenario)
+    strategy = strategy_class("avalanche.Naive")()
+    strategy.setup(context(stream))
+    bias = [p for p in strategy.model.parameters()][-1]
+    before = bias.detach().clone()
+    strategy.learn(stream.tasks[0])
+    changed = (bias.detach() != before).tolist()
+    assert changed[:2] == [True, True]
+    assert changed[2:] == ([False] * 4 if scenario == "task-il" else [True] * 4)
 
 
 def write(tmp_path, strategy: str) -> str:

@@ -120,7 +120,8 @@ def test_gem_solves_its_qp_and_refuses_to_start_without_the_solver(tmp_path, mon
     assert gem[3, 0] > 0.3  # its projected gradients keep task 1, which plain fine-tuning loses (< 0.1 above)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "quadprog" else real(name, *a))
-    with pytest.raises(UserError, match=r"avalanche.GEM needs the package 'quadprog'.*pip install 'lifelong\[avalanche\]'"):
+    with pytest.raises(UserError, match=r"avalanche.GEM needs the package 'quadprog'.*"
+                                        r"pip install 'lifelong\[avalanche\]'"):
         run_experiment(cfg, out=tmp_path / "without", progress=False)
     assert not (tmp_path / "without").exists()
 

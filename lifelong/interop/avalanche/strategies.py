@@ -15,6 +15,7 @@ the retrained model must equal the checkpointed one bit for bit; otherwise the r
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.util
 import inspect
@@ -54,8 +55,6 @@ class AvalancheResumeError(UserError):
 def strategy_for(name: str) -> type[Strategy]:
     """The Lifelong strategy class for `avalanche.<name>` (`name` without the prefix)."""
     if name not in AVALANCHE_STRATEGIES:
-        import difflib
-
         close = difflib.get_close_matches(name, list(AVALANCHE_STRATEGIES), n=3)
         hint = f" Did you mean {', '.join(AVALANCHE_PREFIX + c for c in close)}?" if close else ""
         raise UnknownStrategyError(f"unknown Avalanche strategy {AVALANCHE_PREFIX + name!r}.{hint} Supported: "
@@ -133,6 +132,23 @@ class _MaskedCrossEntropy(nn.Module):
         return task_loss(outputs, targets, "classification", self.mask)
 
 
+@functools.cache
+def _loss_meter_class() -> type:
+    from avalanche.core import SupervisedPlugin
+
+    class LossMeter(SupervisedPlugin):
+        """The summed training loss and step count of an experience (summed on the device: no per-step sync)."""
+
+        def before_training_exp(self, strategy, **kwargs):
+            self.total, self.steps = 0.0, 0
+
+        def after_training_iteration(self, strategy, **kwargs):
+            self.total = self.total + strategy.loss.detach()
+            self.steps += 1
+
+    return LossMeter
+
+
 class AvalancheStrategy(Strategy):
     """An Avalanche `SupervisedTemplate` learning a Lifelong stream one task (experience) at a time."""
 
@@ -140,27 +156,16 @@ class AvalancheStrategy(Strategy):
     template: ClassVar[type]
 
     def setup(self, ctx: StrategyContext) -> None:
-        self._check_stream(ctx)
-        from avalanche.core import SupervisedPlugin
-
-        class LossMeter(SupervisedPlugin):
-            """The mean training loss of an experience, as Lifelong's `fit` reports it."""
-
-            def before_training_exp(self, strategy, **kwargs):
-                self.total, self.steps = 0.0, 0
-
-            def after_training_iteration(self, strategy, **kwargs):
-                self.total += float(strategy.loss.detach())
-                self.steps += 1
-
+        self._check_can_serve(ctx)
         self.ctx = ctx
         self.criterion = _MaskedCrossEntropy()
-        self.loss_meter = LossMeter()
+        self.loss_meter = _loss_meter_class()()
         self.strategy = self._construct(ctx.new_model())
         self.model, self.optimizer = self.strategy.model, self.strategy.optimizer
         self.learned = 0
+        self.classes_learned: list[tuple[int, ...]] = []  # ICaRL's class order
 
-    def _check_stream(self, ctx: StrategyContext) -> None:
+    def _check_can_serve(self, ctx: StrategyContext) -> None:
         needed = NEEDS.get(self.avalanche_name)
         if needed and importlib.util.find_spec(needed) is None:
             raise UserError(f"strategy {AVALANCHE_PREFIX}{self.avalanche_name} needs the package {needed!r}, which "
@@ -184,7 +189,7 @@ class AvalancheStrategy(Strategy):
         settings = {**DEFAULTS.get(self.avalanche_name, {}), **self.params.model_dump(exclude_unset=True)}
         try:
             with _quiet():
-                    return self.template(**networks, **settings, optimizer=make_optimizer(model.parameters(), budget),
+                return self.template(**networks, **settings, optimizer=make_optimizer(model.parameters(), budget),
                                      train_mb_size=budget.batch_size, train_epochs=budget.epochs,
                                      eval_mb_size=budget.batch_size, device=self.ctx.device,
                                      plugins=[self.loss_meter], evaluator=None, eval_every=-1)
@@ -198,7 +203,7 @@ class AvalancheStrategy(Strategy):
         with _seeded(derive_seed(self.ctx.seed, "shuffle", task.id)), _quiet():
             self.strategy.train(experience, eval_streams=[])
         self.learned += 1
-        loss = self.loss_meter.total / max(self.loss_meter.steps, 1)
+        loss = float(self.loss_meter.total) / max(self.loss_meter.steps, 1)
         if not math.isfinite(loss):
             raise NonFiniteLossError(f"training loss on task {task.name!r} became non-finite "
                                      f"(lr={self.ctx.training.lr}); lower `training.lr` or the strategy's weights")
@@ -221,13 +226,13 @@ class AvalancheStrategy(Strategy):
 
     def _class_order(self, task: Task):
         """What ICaRL reads of an `nc_benchmark`: classes per experience and their order, for the tasks
-        learned so far (this one included), the classes still unseen lumped into one last entry."""
+        learned so far and this one, the classes still unseen lumped into one last entry."""
         from types import SimpleNamespace
 
-        self.seen = getattr(self, "seen", []) + [list(task.classes)]
-        order = [c for classes in self.seen for c in classes]
-        rest = [c for c in range(self.ctx.stream.n_outputs) if c not in set(order)]
-        counts = [len(classes) for classes in self.seen] + ([len(rest)] if rest else [])
+        self.classes_learned.append(task.classes)
+        order = [c for classes in self.classes_learned for c in classes]
+        rest = sorted(set(range(self.ctx.stream.n_outputs)) - set(order))
+        counts = [len(classes) for classes in self.classes_learned] + ([len(rest)] if rest else [])
         return SimpleNamespace(n_classes_per_exp=counts, classes_order=order + rest)
 
     def predictor(self, task: Task, support=None):

@@ -250,7 +250,7 @@ def list_(what: str = typer.Argument(..., help="strategies | streams")):
 
     if what == "strategies":
         for name, target in sorted(available().items()):
-            console.print(f"{name:14s} {target}", highlight=False)
+            console.print(f"{name:16s} {target}", highlight=False)
     elif what == "streams":
         for name, path in stream_files().items():
             try:

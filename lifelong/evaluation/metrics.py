@@ -129,7 +129,8 @@ def _final_curves(curves) -> np.ndarray:
 # ---- registered metrics, in report order -----------------------------------------------------------
 
 @metric("acc", group=CORE, title="ACC", formula="(1/T) Σ_j R[T][j]", better="higher", baseline="none",
-        convention="GEM (Lopez-Paz & Ranzato 2017) = A_T of RWalk", cells="R[T][j]")
+        convention="GEM (Lopez-Paz & Ranzato 2017) = A_T of RWalk; Avalanche's stream accuracy weights the tasks "
+                   "by test-set size instead (metrics.sample_weighted_accuracy)", cells="R[T][j]")
 def acc(R) -> np.ndarray:
     """ACC = (1/T) sum_j R[T][j]: mean of the final row (GEM, Lopez-Paz & Ranzato 2017; = A_T)."""
     return _check(R)[-1]
@@ -145,7 +146,7 @@ def learning_acc(R) -> np.ndarray:
 
 @metric("bwt", group=CORE, title="BWT", formula="1/(T−1) Σ_{j<T} (R[T][j] − R[j][j])", better="higher",
         baseline="the task's own score right after it",
-        convention="GEM paper, divided by T−1 (GEM's code divides by T); < 0 = forgetting",
+        convention="GEM paper, divided by T−1 (GEM's code divides by T); < 0 = forgetting; = Avalanche's StreamBWT",
         cells="R[T][j] with R[j][j], j < T")
 def bwt(R) -> np.ndarray:
     """BWT = 1/(T-1) sum_{j<T} (R[T][j] - R[j][j]) (GEM paper); NaN for T = 1."""
@@ -155,7 +156,8 @@ def bwt(R) -> np.ndarray:
 
 @metric("fwt", group=CORE, title="FWT", formula="1/(T−1) Σ_{j≥2} (R[j−1][j] − b_j)", better="higher",
         baseline="b_j = row 0, before any training",
-        convention="GEM paper, divided by T−1; > 0 = earlier tasks helped before training on j",
+        convention="GEM paper, divided by T−1; > 0 = earlier tasks helped before training on j; = Avalanche's "
+                   "StreamForwardTransfer",
         cells="R[j−1][j] with b_j, j ≥ 2", per_task=fwt_per_task,
         per_task_title="forward transfer R[j−1][j] − b_j (higher is better)")
 def fwt(R) -> np.ndarray:
@@ -352,6 +354,19 @@ def average_accuracy_after(R, k: int) -> float:
     if not 1 <= k <= R.shape[1]:
         raise ValueError(f"k must be in 1..{R.shape[1]}, got {k}")
     return defined_mean(R[k, :k])
+
+
+def sample_weighted_accuracy(R, test_sizes, row: int = -1) -> float:
+    """sum_j n_j R[row][j] / sum_j n_j over every task, n_j = task j's test-set size (default row: T).
+
+    Avalanche's stream accuracy (Top1_Acc_Stream): the accuracy of all test examples of the stream
+    pooled, tasks not yet trained included. Equals ACC (`acc`, the unweighted mean) on the last row
+    when the test sets are equally large.
+    """
+    R, n = _check(R), np.asarray(test_sizes, dtype=float)
+    if n.shape != (R.shape[1],) or (n <= 0).any():
+        raise ValueError(f"expected {R.shape[1]} positive test-set sizes, got {test_sizes!r}")
+    return float(R[row] @ n / n.sum())
 
 
 def bwt_gem_code(R) -> float:

@@ -205,3 +205,13 @@ def test_negative_transfer_has_three_verdicts():
     assert gap_beyond_noise([0.05], tolerance=0.02) == (INCONCLUSIVE, "tolerance", None)
     assert gap_beyond_noise([0.01, nan], tolerance=0.02) == (NONE, "tolerance", None)
     assert gap_beyond_noise([], tolerance=0.02) == (NONE, "no data", None)
+
+
+def test_sample_weighted_accuracy_pools_every_test_example_of_a_row():
+    R = np.array([[0.1, 0.2], [0.9, 0.0], [0.5, 1.0]])
+    # (0.5*10 + 1.0*30) / 40 = 0.875 on the last row; ACC, unweighted, is 0.75
+    assert m.sample_weighted_accuracy(R, [10, 30]) == pytest.approx(0.875)
+    assert m.sample_weighted_accuracy(R, [10, 30], row=0) == pytest.approx((0.1 * 10 + 0.2 * 30) / 40)
+    assert m.sample_weighted_accuracy(R, [5, 5]) == pytest.approx(m.acc(R))
+    with pytest.raises(ValueError, match="2 positive test-set sizes"):
+        m.sample_weighted_accuracy(R, [10])

@@ -1,6 +1,7 @@
 """Continual-learning baselines: what each one does to the record, checked on tiny blob streams."""
 
 import copy
+import sys
 
 import numpy as np
 import pytest
@@ -182,3 +183,13 @@ def test_registry_lists_builtins_and_suggests_close_names():
         strategy_class("replya")
     with pytest.raises(UnknownStrategyError, match="cannot import module"):
         strategy_class("no_such_module:Thing")
+
+
+def test_avalanche_names_are_listed_and_without_avalanche_say_what_to_install(monkeypatch):
+    assert {"avalanche.EWC", "avalanche.SI", "avalanche.ICaRL"} <= set(available())
+    monkeypatch.setitem(sys.modules, "avalanche", None)  # as if the extra were not installed
+    with pytest.raises(UnknownStrategyError, match=r"strategy 'avalanche.EWC' needs Avalanche.*"
+                                                   r"pip install 'lifelong\[avalanche\]'"):
+        strategy_class("avalanche.EWC")
+    with pytest.raises(UnknownStrategyError, match="Did you mean avalanche.EWC"):
+        strategy_class("avalanche.EWc")

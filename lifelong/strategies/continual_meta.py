@@ -80,7 +80,7 @@ class ContinualMetaLearner(Replay, MetaLearner):
     def learn(self, task: Task) -> dict:
         size, step = self.trajectory_sizes()
         mask = self.ctx.mask(task)
-        masks = None if mask is None or not self.buffer.filled else self._buffer_masks()
+        masks = None if mask is None or not self.buffer.filled else self.buffer["mask"]
         shuffle = self.ctx.shuffle_generator(task)
         draw = torch.Generator(device=self.ctx.device).manual_seed(derive_seed(self.ctx.seed, "buffer", task.id, 1))
         inner_loss = self._loss_fn(task)
@@ -95,7 +95,7 @@ class ContinualMetaLearner(Replay, MetaLearner):
                 updates += 1
         mean = total / updates
         adapt.check_finite(mean, f"meta-training loss on task {task.name!r}", fix=self._non_finite_fix())
-        self.buffer.add_task(task, self.ctx.seed)
+        self.remember(task, mask)
         return {"meta_loss": float(mean), "buffer_filled": self.buffer.filled}
 
     def _non_finite_fix(self) -> str:

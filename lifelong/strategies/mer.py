@@ -49,7 +49,7 @@ class MER(Replay):
     def learn(self, task: Task) -> dict:
         p, training = self.params, self.ctx.training
         mask = self.ctx.mask(task)
-        masks = None if mask is None or not self.buffer.filled else self._buffer_masks()
+        masks = None if mask is None or not self.buffer.filled else self.buffer["mask"]
         shuffle = self.ctx.shuffle_generator(task)
         draw = torch.Generator(device=self.ctx.device).manual_seed(derive_seed(self.ctx.seed, "buffer", task.id, 1))
         weights = list(self.model.parameters())
@@ -77,7 +77,7 @@ class MER(Replay):
         if not math.isfinite(mean):
             raise NonFiniteLossError(f"training loss on task {task.name!r} became non-finite; lower training.lr "
                                      f"(now {training.lr}) or params.beta (now {p.beta})")
-        self.buffer.add_task(task, self.ctx.seed)
+        self.remember(task, mask)
         return {"train_loss": mean, "buffer_filled": self.buffer.filled}
 
 

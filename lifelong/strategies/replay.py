@@ -38,14 +38,19 @@ class Replay(Strategy):
             loss = fit(self.model, self.optimizer, task, self.ctx.training, self.ctx.shuffle_generator(task), mask)
         else:
             loss = self._fit_with_replay(task, mask)
-        self.buffer.add_task(task, self.ctx.seed)
+        self.remember(task, mask)
         return {"train_loss": loss, "buffer_filled": self.buffer.filled}
+
+    def remember(self, task: Task, mask: torch.Tensor | None) -> None:
+        """Offer the task's examples to the buffer, each with its task's output mask (task-IL only), so
+        replayed examples are scored among their own classes without rebuilding their tasks."""
+        self.buffer.add_task(task, self.ctx.seed, **({} if mask is None else {"mask": mask}))
 
     def _fit_with_replay(self, task: Task, mask: torch.Tensor | None) -> float:
         shuffle = self.ctx.shuffle_generator(task)
         draw = torch.Generator(device=self.ctx.device).manual_seed(derive_seed(self.ctx.seed, "buffer", task.id, 1))
         n_replay = self.params.replay_batch_size or self.ctx.training.batch_size
-        masks = None if mask is None else self._buffer_masks()  # no task has a mask unless this one does
+        masks = None if mask is None else self.buffer["mask"]  # no task has a mask unless this one does
         # one batch tensor, current examples then replayed ones, filled in place at every step
         x = task.x_train.new_empty((self.ctx.training.batch_size + n_replay, *task.x_train.shape[1:]))
         y = task.y_train.new_empty((len(x), *task.y_train.shape[1:]))
@@ -60,12 +65,6 @@ class Replay(Strategy):
             return task_loss(self.model(x[:n + n_replay]), y[:n + n_replay], task.kind, batch_mask)
 
         return fit(self.model, self.optimizer, task, self.ctx.training, shuffle, mask, batch_loss)
-
-    def _buffer_masks(self) -> torch.Tensor | None:
-        rows = [self.ctx.mask(t) for t in self.ctx.stream.tasks]
-        if rows[0] is None:
-            return None
-        return torch.stack(rows)[self.buffer["task"].to(self.ctx.device)]
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), **self.buffer.state_dict()}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
@@ -51,7 +53,7 @@ def _warm_pool(jobs: int) -> ProcessPoolExecutor:
     context = multiprocessing.get_context("spawn")
     worker_index = context.Value("i", 0)
     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                               initargs=(worker_index, _cuda_device_count()))
+                               initargs=(worker_index, _cuda_device_count(), os.getpid()))
     for _ in range(jobs):  # one submission each: the pool starts a worker per waiting task
         pool.submit(int)
     return pool
@@ -65,7 +67,8 @@ def _cuda_device_count() -> int:
     return torch.cuda.device_count()
 
 
-def _start_worker(worker_index, cuda_devices: int) -> None:
+def _start_worker(worker_index, cuda_devices: int, driver_pid: int) -> None:
+    _end_with_driver(driver_pid)
     with worker_index.get_lock():
         index = worker_index.value
         worker_index.value += 1
@@ -73,3 +76,20 @@ def _start_worker(worker_index, cuda_devices: int) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(index % cuda_devices)
     import lifelong.report.figures  # noqa: F401  (matplotlib: the report's figures)
     import lifelong.run  # noqa: F401  (torch, pandas, the engine: all loaded before the first job arrives)
+
+
+def _end_with_driver(driver_pid: int) -> None:
+    """On Linux, have the kernel send this worker SIGTERM when the driver dies, however it dies.
+
+    Without it, a driver killed by a signal it cannot catch leaves its workers playing the runs already
+    queued to them, into run folders that no sweep tracks any more (the next start of the sweep would
+    find them locked). An unfinished run is resumed by the next start of the sweep.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != driver_pid:  # the driver died before the request took effect
+        os._exit(1)

@@ -181,3 +181,46 @@ def test_a_failed_run_is_reported_and_the_others_finish(tmp_path):
     done, failed = index(tmp_path / "sweep")
     assert (done["status"], failed["status"]) == ("done", "failed") and "DataError" in failed["error"]
     assert (Path(failed["folder"]) / "error.txt").is_file() and (tmp_path / "sweep/compare/compare.csv").is_file()
+
+
+def _states() -> dict[int, tuple[int, str]]:
+    """Every process's (parent pid, state letter), from Linux /proc."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[int(stat.parent.name)] = (int(fields[1]), fields[0])
+    return found
+
+
+def _live_children(pid: int) -> set[int]:
+    return {child for child, (parent, state) in _states().items() if parent == pid and state != "Z"}
+
+
+def _alive(pids: set[int]) -> set[int]:
+    states = _states()
+    return {pid for pid in pids if pid in states and states[pid][1] != "Z"}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers end with the driver through prctl")
+def test_workers_end_when_the_driver_is_killed(tmp_path):
+    """A driver killed with SIGKILL must not leave its workers playing queued runs into untracked folders."""
+    driver = subprocess.Popen([sys.executable, "-m", "lifelong.cli", "sweep", QUICK, "--jobs", "2", "--out",
+                               tmp_path / "sweep"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        workers = set()
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            workers = _live_children(driver.pid) - {driver.pid}
+        assert len(workers) >= 2, "the pool's workers never started"
+        time.sleep(2)  # let them import and take runs
+    finally:
+        driver.kill()
+        driver.wait()
+    deadline = time.monotonic() + 30
+    while _alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(workers), f"workers {sorted(_alive(workers))} outlived the killed driver"

@@ -14,10 +14,15 @@ import signal
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
 from lifelong.sweep.job import RunJob, RunOutcome, play_run
 from lifelong.sweep.spec import SweepError
+
+
+WORKER_DIED = ("a worker process of the pool died (killed, or out of memory?) before this run ended; start the "
+               "sweep again to resume it")
 
 
 class LocalBackend:
@@ -34,10 +39,19 @@ class LocalBackend:
         if self.pool is None:
             yield from map(play_run, jobs)
             return
-        futures = [self.pool.submit(play_run, job) for job in jobs]
+        futures = {}
+        for job in jobs:
+            try:
+                futures[self.pool.submit(play_run, job)] = job
+            except BrokenProcessPool:  # a worker died before the runs were handed out
+                yield RunOutcome(job.run_id, "failed", 0.0, WORKER_DIED)
         try:
             for future in as_completed(futures):
-                yield future.result()
+                try:
+                    yield future.result()
+                except BrokenProcessPool:  # a worker was killed (by a signal, or for memory): every run not
+                    # finished fails, and the next start of the sweep resumes them from their folders
+                    yield RunOutcome(futures[future].run_id, "failed", 0.0, WORKER_DIED)
         finally:
             for future in futures:
                 future.cancel()

@@ -224,3 +224,22 @@ def test_workers_end_when_the_driver_is_killed(tmp_path):
     while _alive(workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(workers), f"workers {sorted(_alive(workers))} outlived the killed driver"
+
+
+def test_a_killed_worker_fails_its_runs_clearly_and_the_next_start_finishes_them(tmp_path):
+    out = tmp_path / "sweep"
+    driver = subprocess.Popen([sys.executable, "-m", "lifelong.cli", "sweep", QUICK, "--jobs", "2", "--out", out],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    workers = set()
+    while len(workers) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        workers = _live_children(driver.pid)
+    os.kill(max(workers), signal.SIGKILL)
+    output, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 1, output
+    failed = [row for row in index(out) if row["status"] == "failed"]
+    assert failed and all("worker process of the pool died" in row["error"] for row in failed), output
+    again = lifelong("sweep", QUICK, "--jobs", 2, "--out", out)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert {row["status"] for row in index(out)} == {"done"}

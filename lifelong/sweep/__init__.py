@@ -19,8 +19,10 @@ A sweep file (YAML)::
 
 A parameter is any dotted config path, exactly as the overrides of `lifelong run` (`training.lr`,
 `stream.n_tasks`, `strategies.0.params.lambda`, `stream` as a shipped name or path); `strategy` (a name or
-a strategy entry) and `seed` are shorthands for a run of that one strategy or seed. A parameter a run does
-not name keeps the base config's value (all its strategies and seeds when `strategy`/`seed` are not swept).
+a strategy entry) and `seed` are shorthands for a run of that one strategy or seed; a `strategy` name that is
+the label (or the name) of one of the base config's strategies stands for that entry, params and all. A
+parameter a run does not name keeps the base config's value (all its strategies and seeds when
+`strategy`/`seed` are not swept).
 Whole sections apply before their fields (`stream` before `set: {stream.n_tasks: 3}`), and a run's own
 values after `set:`.
 

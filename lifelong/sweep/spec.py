@@ -65,7 +65,7 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> Sweep:
     for parameters in runs:
         run_id = _run_id(parameters, base_data, spec.set)
         try:
-            config = load_config(base, overrides([*spec.set.items(), *parameters.items()]))
+            config = load_config(base, overrides([*spec.set.items(), *_with_base_entries(parameters, base_data)]))
         except ConfigError as error:
             field = _blame(str(error), [f"{'grid' if spec.grid is not None else 'list'}.{k}" for k in parameters]
                            + [f"set.{k}" for k in spec.set])
@@ -82,6 +82,20 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> Sweep:
     _check_unique(planned, path)
     return Sweep(spec.name or path.stem, path, base, Path(out) if out else Path(spec.out) / (spec.name or path.stem),
                  planned)
+
+
+def _with_base_entries(parameters: dict[str, Any], base_data: Any) -> list[tuple[str, Any]]:
+    """`strategy: er` names the base config's strategy labelled (or else named) `er`, with its params, when
+    the base has one; any other name is a strategy of that name with its defaults."""
+    entries = base_data.get("strategies") if isinstance(base_data, dict) else None
+    items = list(parameters.items())
+    if not isinstance(entries, list) or not isinstance(parameters.get("strategy"), str):
+        return items
+    wanted = parameters["strategy"]
+    dicts = [entry for entry in entries if isinstance(entry, dict)]
+    found = ([entry for entry in dicts if entry.get("label") == wanted]
+             or [entry for entry in dicts if entry.get("name") == wanted and not entry.get("label")])
+    return [(key, found[0] if key == "strategy" and found else value) for key, value in items]
 
 
 def overrides(items: list[tuple[str, Any]]) -> list[str]:

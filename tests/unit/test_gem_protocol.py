@@ -55,15 +55,16 @@ def test_gem_protocol_config_is_the_papers_single_pass_protocol(every_name_resol
 
 def test_gem_protocol_sweep_runs_permuted_and_rotated_fashion_mnist_over_five_seeds(every_name_resolves):
     sweep = load_sweep(REPO / "configs" / "sweeps" / "gem_protocol.yaml")
-    assert len(sweep.runs) == 10
+    assert len(sweep.runs) == 2 * len(STRATEGIES) * 5  # one run per stream, strategy and seed
+    base = {s.display_name: s for s in load_config(REPO / "configs" / "gem_protocol.yaml").strategies}
     streams = {}
     for run in sweep.runs:
-        spec = run.config.stream
-        streams.setdefault(spec.builder, []).extend(run.config.seeds)
+        spec, (strategy,) = run.config.stream, run.config.strategies
+        streams.setdefault((spec.builder, strategy.display_name), []).extend(run.config.seeds)
         assert (spec.n_tasks, spec.train_per_task, spec.dataset) == (20, 1000, "fashion_mnist")
         assert (run.config.training.batch_size, run.config.training.epochs) == (10, 1)
-        assert [s.display_name for s in run.config.strategies] == STRATEGIES
-    assert {k: sorted(v) for k, v in streams.items()} == {"permuted": [0, 1, 2, 3, 4], "rotated": [0, 1, 2, 3, 4]}
+        assert strategy.params == base[strategy.display_name].params  # e.g. EWC's lambda 1, ER's buffer
+    assert streams == {(builder, name): [0, 1, 2, 3, 4] for builder in ("permuted", "rotated") for name in STRATEGIES}
 
 
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="Fashion-MNIST not installed")

@@ -73,6 +73,19 @@ def test_list_runs_name_only_what_they_change(tmp_path):
     assert second.config.seeds == [4] and second.run_id.startswith("permuted_digits-n_tasks3-seed4-")
 
 
+def test_a_strategy_named_like_a_base_entry_is_that_entry_with_its_params(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text(BASE.read_text().replace("  - name: independent\n",
+                                             "  - name: replay\n    label: big\n    params: {buffer_size: 500}\n"))
+    path = tmp_path / "s.yaml"
+    path.write_text("base: base.yaml\ngrid: {strategy: [ewc, big, replay, lwf]}\n")
+    entries = [[(s.name, s.label, s.params) for s in run.config.strategies] for run in load_sweep(path).runs]
+    assert entries == [[("ewc", None, {"lambda": 100, "mode": "separate"})],  # the base's params
+                       [("replay", "big", {"buffer_size": 500})],  # by label
+                       [("replay", None, {"buffer_size": 200})],  # by name: the unlabelled entry
+                       [("lwf", None, {})]]  # not in the base: its defaults
+
+
 def test_whole_sections_are_set_before_their_fields(tmp_path):
     path = sweep_file(tmp_path, {"set": {"stream.n_tasks": 3},
                                  "list": [{"strategies.0.params.buffer_size": 50, "strategy": "replay"},

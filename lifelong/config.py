@@ -105,6 +105,9 @@ class ExperimentConfig(BaseModel):
     out: str = "reports"
     references: ReferencesSpec = ReferencesSpec()
     analysis: AnalysisSpec = AnalysisSpec()
+    cost: Literal["off", "basic", "full"] = Field(
+        default="basic", description="cost accounting per task: basic (FLOPs counted once per step shape, "
+                                     "energy, memory, counters), full (FLOPs of every step: slower), off")
     tensorboard: bool = Field(default=False, description="log scalars and the score matrix for TensorBoard "
                                                          "(needs the `tensorboard` extra)")
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from lifelong.cost import flops
 from lifelong.errors import UserError
 from lifelong.streams.task import Task
 
@@ -82,16 +83,18 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, spec: Tr
     loss_fn = batch_loss or (lambda idx: task_loss(model(task.x_train[idx]), task.y_train[idx], task.kind, mask))
     total = torch.zeros((), device=task.x_train.device)
     steps = 0
-    for _ in range(spec.epochs):
-        for idx in minibatches(len(task.x_train), spec.batch_size, generator):
-            loss = loss_fn(idx)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if add_penalty is not None:
-                loss = loss.detach() + add_penalty()
-            optimizer.step()
-            total += loss.detach()
-            steps += 1
+    with flops.loop():
+        for _ in range(spec.epochs):
+            for idx in minibatches(len(task.x_train), spec.batch_size, generator):
+                with flops.step(len(idx), len(idx)):  # a step's work is fixed by its batch size
+                    loss = loss_fn(idx)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if add_penalty is not None:
+                        loss = loss.detach() + add_penalty()
+                    optimizer.step()
+                total += loss.detach()
+                steps += 1
     mean_loss = float(total) / steps
     if not math.isfinite(mean_loss):
         raise NonFiniteLossError(

@@ -42,6 +42,9 @@ class Replay(Strategy):
         self._reservoir_update(task)
         return {"train_loss": loss, "buffer_filled": self.filled}
 
+    def stored_examples(self) -> int:
+        return self.filled
+
     def _fit_with_replay(self, task: Task, mask: torch.Tensor | None) -> float:
         shuffle = self.ctx.shuffle_generator(task)
         draw = torch.Generator(device=self.ctx.device).manual_seed(derive_seed(self.ctx.seed, "buffer", task.id, 1))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lifelong.evaluation import metrics as m  # importing it registers the metrics
+from lifelong.evaluation.efficiency import Costs  # registers the efficiency metrics
 from lifelong.evaluation.aggregate import gap_beyond_noise, summarize
 from lifelong.evaluation.record import LifetimeRecord
 from lifelong.evaluation.registry import METRICS
@@ -44,7 +45,8 @@ def record_metrics(record: LifetimeRecord, refs: ReferenceScores | None = None) 
     arrays under `per_task`, and under `coverage` how many terms each used (evaluated cells only) and
     why a NaN value is NaN. Metrics needing a reference or curves the run lacks are left out."""
     inputs = {"R": record.scores, "independent": refs.independent if refs else None,
-              "joint": refs.joint if refs else None, "curves": record.curves}
+              "joint": refs.joint if refs else None, "curves": record.curves,
+              "cost": Costs.of(record.task_cost, record.n_tasks)}
     out, per_task, coverage = {}, {}, {}
     for key, entry in METRICS.items():
         if any(inputs[name] is None for name in entry.needs):

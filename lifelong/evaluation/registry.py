@@ -16,7 +16,7 @@ from typing import Callable, Literal, NamedTuple
 
 import numpy as np
 
-INPUTS = ("R", "independent", "joint", "curves")  # what a metric's function may take, by name
+INPUTS = ("R", "independent", "joint", "curves", "cost")  # what a metric's function may take, by name
 
 
 def defined_mean(x) -> float:

@@ -4,7 +4,7 @@ registry is the only list of metrics, so reports, comparisons and this glossary 
 
 from __future__ import annotations
 
-from lifelong.evaluation import metrics  # noqa: F401  (importing it registers the metrics)
+from lifelong.evaluation import efficiency, metrics  # noqa: F401  (importing them registers the metrics)
 from lifelong.evaluation.registry import METRICS, Metric, groups
 
 R_NOTATION = ("R[i][j] = score on task j's test set after training tasks 1..i; row 0 (b_j) = before any "

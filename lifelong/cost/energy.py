@@ -5,9 +5,10 @@ Backends, tried in this order (`energy_meter`):
   nvidia-ml-py), the run's GPU only;
 - CPU: RAPL, the kernel's package energy counters (/sys/class/powercap/intel-rapl:N/energy_uj),
   where readable: whole sockets, so other processes' work counts too;
-- otherwise CodeCarbon (the `cost` extra), an *estimate* (for a CPU without RAPL: its TDP times the
-  process's load), labelled "estimated (codecarbon, <method>)" wherever it appears; CO2 only here,
-  as CodeCarbon computes it;
+- otherwise, under `cost: full` only, CodeCarbon (the `cost` extra), an *estimate* (for a CPU
+  without RAPL: its TDP times the process's load), labelled "estimated (codecarbon, <method>)"
+  wherever it appears; CO2 only here, as CodeCarbon computes it. Not under `basic`: importing it
+  and its per-task bookkeeping cost seconds per run, more than the default level may take;
 - otherwise none: energy is NaN and `label` says why.
 A meter `start()`s at the span's start; `stop()` returns (joules, kg CO2 or NaN).
 """
@@ -15,7 +16,6 @@ A meter `start()`s at the span's start; `stop()` returns (joules, kg CO2 or NaN)
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import torch
@@ -91,7 +91,7 @@ class CodeCarbonEnergy:
         from codecarbon import OfflineEmissionsTracker
 
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
-        self._tracker = OfflineEmissionsTracker(save_to_file=False, log_level="error")
+        self._tracker = OfflineEmissionsTracker(output_methods=[], log_level="error")
         self._tracker.start()
         modes = sorted({str(getattr(h, "_mode", None)) for h in self._tracker._hardware
                         if type(h).__name__ in ("CPU", "GPU")} - {"None"})
@@ -105,8 +105,9 @@ class CodeCarbonEnergy:
         return float(data.energy_consumed) * 3.6e6, float(data.emissions)  # kWh -> J, kg CO2eq
 
 
-def energy_meter(device: torch.device, rapl_root: Path = RAPL_ROOT):
-    """The best backend this machine has for `device`; `NoEnergy` with the reasons when none works."""
+def energy_meter(device: torch.device, estimate: bool = True, rapl_root: Path = RAPL_ROOT):
+    """The best backend this machine has for `device` (CodeCarbon's estimate only when `estimate`);
+    `NoEnergy` with the reasons when none works."""
     reasons = []
     if device.type == "cuda":
         try:
@@ -118,6 +119,9 @@ def energy_meter(device: torch.device, rapl_root: Path = RAPL_ROOT):
             return RaplEnergy(rapl_root)
         except OSError as error:
             reasons.append(f"RAPL: {error}")
+    if not estimate:
+        reasons.append("estimates (CodeCarbon) are made under `cost: full` only")
+        return NoEnergy("; ".join(reasons))
     try:
         return CodeCarbonEnergy()
     except ImportError:
@@ -126,10 +130,3 @@ def energy_meter(device: torch.device, rapl_root: Path = RAPL_ROOT):
         reasons.append(f"CodeCarbon: {type(error).__name__}: {error}")
     return NoEnergy("; ".join(reasons))
 
-
-def is_estimate(label: str) -> bool:
-    return label.startswith("estimated")
-
-
-def finite_or_nan(value: float) -> float:
-    return value if math.isfinite(value) else NAN

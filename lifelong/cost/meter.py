@@ -28,7 +28,7 @@ class CostMeter:
     def __init__(self, level: str, device: torch.device):
         self.level, self.device = level, device
         self.memory = TaskPeakMemory(device)
-        self.energy = _energy_meter(str(device)) if level != "off" else None
+        self.energy = _energy_meter(str(device), level == "full") if level != "off" else None
 
     @contextmanager
     def training(self, strategy, task, ctx):
@@ -88,9 +88,9 @@ def _co2(kg: float, name: str = "co2_kg") -> dict:
 
 
 @lru_cache(maxsize=None)
-def _energy_meter(device: str):
+def _energy_meter(device: str, estimate: bool):
     """One backend per device for the process (CodeCarbon's tracker starts once)."""
-    return energy_meter(torch.device(device))
+    return energy_meter(torch.device(device), estimate)
 
 
 def pass_flops(ctx, task) -> int:

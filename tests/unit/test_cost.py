@@ -1,0 +1,231 @@
+"""Cost accounting (lifelong.cost): counted FLOPs against hand counts, sampled = full counts, exact
+counters, per-task peak memory, energy backends and their labels, and the efficiency metrics."""
+
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lifelong.cost import energy, flops
+from lifelong.cost.memory import TaskPeakMemory
+from lifelong.cost.meter import CostMeter, pass_flops
+from lifelong.evaluation import efficiency
+from lifelong.evaluation.efficiency import Costs
+from lifelong.evaluation.registry import METRICS
+from lifelong.orchestrator import play
+from lifelong.strategies.ewc import EWC
+from lifelong.strategies.naive import Naive
+from lifelong.strategies.replay import Replay
+from lifelong.streams.task import Task
+from lifelong.training import TrainingSpec, fit, make_optimizer
+from tests.conftest import blob_stream, context
+
+IN, H1, H2, OUT, BATCH = 20, 8, 6, 3, 4
+
+
+def mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(IN, H1), nn.ReLU(), nn.Linear(H1, H2), nn.ReLU(), nn.Linear(H2, OUT))
+
+
+# Hand counts, FlopCounterMode's convention (a multiply-add = 2 FLOPs, matrix products only):
+# a linear forward is 2*B*in*out; its backward computes the weight gradient (2*B*in*out) and the input
+# gradient (2*B*in*out), except in the first layer, whose input needs no gradient.
+FORWARD = 2 * BATCH * (IN * H1 + H1 * H2 + H2 * OUT)  # 1808
+BACKWARD = 2 * FORWARD - 2 * BATCH * IN * H1  # 3616 - 1280 = 2336
+
+
+def one_step(model, x, y):
+    loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+
+
+def test_mlp_flops_match_the_hand_count():
+    model, x, y = mlp(), torch.randn(BATCH, IN), torch.randint(0, OUT, (BATCH,))
+    meter = flops.FlopMeter(sampled=False)
+    with meter.span():
+        one_step(model, x, y)
+    assert meter.flops == FORWARD + BACKWARD == 4144
+    with meter.span(), torch.no_grad():
+        model(x)
+    assert meter.flops == FORWARD  # evaluation: forward only
+
+
+def blob_task(n: int) -> Task:
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(n, IN, generator=g), torch.randint(0, OUT, (n,), generator=g)
+    return Task(0, "T1", "classification", x, y, x, y, classes=tuple(range(OUT)))
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+def test_fit_counts_steps_samples_and_flops_exactly(sampled):
+    """n = 10 examples, batch 4, 3 epochs: per epoch two steps of 4 and one of 2."""
+    task, model = blob_task(10), mlp()
+    spec = TrainingSpec(epochs=3, batch_size=BATCH, lr=0.1)
+    meter = flops.FlopMeter(sampled=sampled)
+    with meter.span():
+        fit(model, make_optimizer(model.parameters(), spec), task, spec, torch.Generator().manual_seed(0), None)
+    assert meter.marked_steps == 9 and meter.samples == 30
+    per_example = (FORWARD + BACKWARD) // BATCH  # every count is linear in the batch size
+    assert meter.flops == 3 * 10 * per_example
+    if sampled:
+        assert sorted(n for _, n in meter._per_key.values()) == [3, 6]  # one counted step per batch size
+
+
+@pytest.mark.parametrize("strategy", [Naive, lambda: Replay({"buffer_size": 30}), lambda: EWC({"lambda": 10.0})])
+def test_basic_counts_the_same_flops_as_full(strategy):
+    """One counted step per shape, times the steps, equals counting every step: replay's replayed
+    batch and EWC's penalty and Fisher (computed outside the loop) included."""
+    stream = blob_stream(n_tasks=2, n_per_class=25)  # 50 examples, batch 16: steps of 16 and 2
+    per_level = {}
+    for level in ("basic", "full"):
+        learner = strategy()
+        ctx = context(stream, epochs=2)
+        learner.setup(ctx)
+        record = play(learner, ctx, "s", cost=level)
+        per_level[level] = record
+    basic, full = per_level["basic"], per_level["full"]
+    for key in ("train_flops", "gradient_steps", "samples_seen"):
+        assert [c[key] for c in basic.task_cost] == [c[key] for c in full.task_cost]
+    assert [c["eval_flops"] for c in basic.eval_cost.values()] == [c["eval_flops"] for c in full.eval_cost.values()]
+    assert np.array_equal(basic.scores, full.scores)  # counting never changes what is learned
+    assert all(c["gradient_steps"] == 2 * 4 and c["samples_seen"] == 2 * 50 for c in basic.task_cost)
+
+
+def test_task_costs_of_naive_and_replay():
+    stream = blob_stream(n_tasks=2, n_per_class=25)
+    ctx = context(stream)
+    naive = Naive()
+    naive.setup(ctx)
+    record = play(naive, ctx, "naive")
+    pass_cost = pass_flops(ctx, stream.tasks[0])
+    # plain SGD for 3 epochs = 3 forward+backward passes over the task, counted two ways
+    assert [c["train_flops"] for c in record.task_cost] == [3 * pass_cost] * 2
+    assert [c["stored_examples"] for c in record.task_cost] == [0, 0]
+    assert record.task_cost[0]["model_parameters"] == sum(p.numel() for p in naive.model.parameters())
+    assert record.eval_cost[0]["eval_flops"] > 0 and set(record.eval_cost) == {0, 1, 2}
+    replay = Replay({"buffer_size": 30})
+    replay.setup(context(stream))
+    record = play(replay, replay.ctx, "replay")
+    assert [c["stored_examples"] for c in record.task_cost] == [30, 30]
+    assert record.task_cost[1]["train_flops"] > 3 * pass_cost  # the replayed half of each batch
+
+
+def test_cost_off_records_no_cost_but_the_task_peak_memory(blobs):
+    learner = Naive()
+    ctx = context(blobs)
+    learner.setup(ctx)
+    record = play(learner, ctx, "naive", cost="off")
+    assert record.task_cost == [{}, {}, {}] and record.eval_cost == {}
+    assert (record.peak_memory_mb > 0).all()
+
+
+def test_cpu_peak_memory_is_the_tasks_own():
+    memory = TaskPeakMemory(torch.device("cpu"))
+    memory.start()
+    big = np.ones(400 * 2**20 // 8)  # 400 MiB, touched
+    big_peak = memory.stop()
+    del big
+    memory.start()
+    small_peak = memory.stop()
+    assert big_peak - small_peak > 300  # the second task does not inherit the first one's peak
+
+
+# ---- energy -------------------------------------------------------------------------------------
+
+def fake_rapl(root, joules, span_j=1000.0):
+    for i, value in enumerate(joules):
+        domain = root / f"intel-rapl:{i}"
+        (domain / f"intel-rapl:{i}:0").mkdir(parents=True)  # a subdomain (core): not summed
+        (domain / "energy_uj").write_text(str(int(value * 1e6)))
+        (domain / "max_energy_range_uj").write_text(str(int(span_j * 1e6)))
+
+
+def test_rapl_is_chosen_on_the_cpu_and_sums_packages_across_a_wrap(tmp_path):
+    fake_rapl(tmp_path, [990.0, 10.0])
+    meter = energy.energy_meter(torch.device("cpu"), rapl_root=tmp_path)
+    assert isinstance(meter, energy.RaplEnergy) and meter.label.startswith("measured (RAPL, 2 CPU package(s)")
+    meter.start()
+    (tmp_path / "intel-rapl:0" / "energy_uj").write_text(str(int(5.0 * 1e6)))  # wrapped: 990 -> 1000 = 0 -> 5
+    (tmp_path / "intel-rapl:1" / "energy_uj").write_text(str(int(12.5 * 1e6)))
+    joules, co2 = meter.stop()
+    assert joules == pytest.approx(15.0 + 2.5) and math.isnan(co2)
+
+
+def test_without_rapl_codecarbon_estimates_and_says_so(tmp_path):
+    pytest.importorskip("codecarbon")
+    meter = energy.energy_meter(torch.device("cpu"), rapl_root=tmp_path)
+    assert isinstance(meter, energy.CodeCarbonEnergy)
+    assert meter.label.startswith("estimated (codecarbon, ") and not meter.measured
+    meter.start()
+    joules, co2 = meter.stop()
+    assert joules >= 0 and co2 >= 0
+
+
+def test_basic_makes_no_estimate(tmp_path):
+    meter = energy.energy_meter(torch.device("cpu"), estimate=False, rapl_root=tmp_path)
+    assert isinstance(meter, energy.NoEnergy) and "under `cost: full` only" in meter.label
+
+
+def test_no_backend_gives_nan_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "codecarbon", None)  # import fails: not installed
+    meter = energy.energy_meter(torch.device("cpu"), rapl_root=tmp_path)
+    assert isinstance(meter, energy.NoEnergy)
+    assert "RAPL: no RAPL package domain" in meter.label and "pip install 'lifelong[cost]'" in meter.label
+    meter.start()
+    assert all(math.isnan(v) for v in meter.stop())
+
+
+# ---- efficiency metrics, on hand-worked numbers ---------------------------------------------------
+
+def hand_costs() -> Costs:
+    return Costs.of([
+        {"train_flops": 2e12, "pass_flops": 1e12, "samples_seen": 100, "train_examples": 100,
+         "stored_examples": 0, "model_parameters": 10, "energy_j": 500.0},
+        {"train_flops": 4e12, "pass_flops": 1e12, "samples_seen": 100, "train_examples": 100,
+         "stored_examples": 50, "model_parameters": 20, "energy_j": 1500.0},
+    ], 2)
+
+
+R = np.array([[0.1, 0.2],
+              [0.8, 0.7],   # task 2 before its own training: 0.7 >= 0.9 * 0.75
+              [0.5, 0.9]])
+INDEPENDENT = np.array([0.8, 0.75])
+
+
+def value(key, **inputs):
+    return METRICS[key].evaluate({"R": R, "independent": INDEPENDENT, "cost": hand_costs(), **inputs}).value
+
+
+def test_efficiency_metrics_on_hand_worked_numbers():
+    assert value("acc_per_tflop") == pytest.approx(0.7 / 6)  # ACC = (0.5 + 0.9) / 2 over 6 TFLOP
+    assert value("acc_per_kj") == pytest.approx(0.7 / 2)  # over 2 kJ
+    # task 1: 0.8 >= 0.72 at its end -> F_1 = 2e12; task 2: already 0.7 >= 0.675 before -> 0
+    assert value("flops_to_reach") == pytest.approx(1e12)
+    assert value("samples_to_reach") == pytest.approx(50)
+    assert value("reach_rate") == 1.0
+    assert value("model_size_efficiency") == pytest.approx((10 / 10 + 10 / 20) / 2)  # 0.75
+    assert value("sample_storage_efficiency") == pytest.approx(1 - (0 / 200 + 50 / 200) / 2)  # 0.875
+    ce = (1e12 / (1 + 2e12) + 1e12 / (1 + 4e12)) / 2
+    assert value("computational_efficiency") == pytest.approx(ce)  # 0.375
+
+
+def test_a_task_not_reached_has_no_term_and_lowers_the_reach_rate():
+    low = np.array([0.9, 0.95])  # task 1 ends at 0.8 < 0.81; task 2 reaches 0.9 >= 0.855 at its end
+    assert value("flops_to_reach", independent=low) == pytest.approx(4e12)
+    assert value("reach_rate", independent=low) == 0.5
+
+
+def test_missing_energy_makes_the_energy_metric_nan_with_a_reason():
+    costs = hand_costs()
+    costs.energy_j[:] = np.nan
+    result = METRICS["acc_per_kj"].evaluate({"R": R, "cost": costs})
+    assert math.isnan(result.value) and "E_i" in result.reason
+    assert METRICS["acc_per_tflop"].evaluate({"R": R, "cost": costs}).value == pytest.approx(0.7 / 6)
+
+
+def test_a_capped_metric_of_nothing_stays_nan():
+    assert math.isnan(efficiency._capped(np.array([np.nan])))

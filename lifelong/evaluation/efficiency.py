@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lifelong.evaluation import metrics  # noqa: F401  (registered first: listings start with accuracy)
 from lifelong.evaluation.registry import defined_mean, metric
 
 NAN = float("nan")
@@ -63,6 +64,23 @@ def _whole(x: np.ndarray) -> float:
     return float(np.sum(x)) if x.size and not np.isnan(x).any() else NAN
 
 
+@metric("train_tflops", group=EFFICIENCY, title="training compute", formula="Σ_i F_i / 10^12", better="lower",
+        baseline="none", needs=("cost",), reduce=lambda terms: _whole(terms) / 1e12,
+        convention="counted training FLOPs of the lifetime in TFLOP (the x axis of the accuracy-compute frontier)",
+        cells="F_i of every task")
+def train_tflops(cost: Costs) -> np.ndarray:
+    return cost.train_flops
+
+
+@metric("energy_kj", group=EFFICIENCY, title="training energy", formula="Σ_i E_i / 1000", better="lower",
+        baseline="none", needs=("cost",), reduce=lambda terms: _whole(terms) / 1000,
+        convention="training energy of the lifetime in kJ, measured or estimated as the run's energy_method "
+                   "says; n/a where no backend was available",
+        cells="E_i of every task")
+def energy_kj(cost: Costs) -> np.ndarray:
+    return cost.energy_j
+
+
 @metric("acc_per_tflop", group=EFFICIENCY, title="accuracy per TFLOP", formula="ACC / (Σ_i F_i / 10^12)",
         better="higher", baseline="none", bounded=True, needs=("R", "cost"),
         convention="final accuracy ACC = mean_j R[T][j] per 10^12 counted training FLOPs of the lifetime "
@@ -96,7 +114,7 @@ def _to_reach(R, independent, spent: np.ndarray) -> np.ndarray:
         needs=("R", "independent", "cost"),
         convention="L2M-style sample efficiency at the record's resolution (a task's start and end): a task "
                    "not reached by the end of its training has no term (see reach_rate)",
-        cells="R[j-1][j], R[j][j] with r_j and F_j", per_task_title="training FLOPs to reach 90% of r_j")
+        cells="R[j-1][j], R[j][j] with r_j and F_j")
 def flops_to_reach(R, independent, cost: Costs) -> np.ndarray:
     return _to_reach(R, independent, cost.train_flops)
 
@@ -107,7 +125,7 @@ def flops_to_reach(R, independent, cost: Costs) -> np.ndarray:
         needs=("R", "independent", "cost"),
         convention="as flops_to_reach with n_j = training examples of task j drawn by its training steps "
                    "(epochs x examples for minibatch SGD; support + query examples for episodes)",
-        cells="R[j-1][j], R[j][j] with r_j and n_j", per_task_title="training samples to reach 90% of r_j")
+        cells="R[j-1][j], R[j][j] with r_j and n_j")
 def samples_to_reach(R, independent, cost: Costs) -> np.ndarray:
     return _to_reach(R, independent, cost.samples_seen)
 
@@ -157,3 +175,12 @@ def sample_storage_efficiency(cost: Costs) -> np.ndarray:
         cells="F_i and Ops↑↓(Tr_i) of every task")
 def computational_efficiency(cost: Costs) -> np.ndarray:
     return cost.pass_flops / (1 + cost.train_flops)
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
+    """The strategies on the accuracy-compute frontier: `points` maps a label to (compute, accuracy);
+    a point is on it when no other has compute <= and accuracy >= with one of them strictly. A point
+    with a NaN coordinate is never on it."""
+    valid = {k: p for k, p in points.items() if not np.isnan(p).any()}
+    return {k for k, (c, a) in valid.items()
+            if not any(c2 <= c and a2 >= a and (c2 < c or a2 > a) for c2, a2 in valid.values())}

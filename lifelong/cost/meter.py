@@ -29,6 +29,7 @@ class CostMeter:
         self.level, self.device = level, device
         self.memory = TaskPeakMemory(device)
         self.energy = _energy_meter(str(device), level == "full") if level != "off" else None
+        self._pass_flops: dict[int, int] = {}  # training examples -> FLOPs of one pass (same model throughout)
 
     @contextmanager
     def training(self, strategy, task, ctx):
@@ -44,7 +45,10 @@ class CostMeter:
             yield figures
             figures["peak_memory_mb"] = self.memory.stop()
             return
-        figures["pass_flops"] = pass_flops(ctx, task)
+        n = len(task.x_train)
+        if n not in self._pass_flops:
+            self._pass_flops[n] = pass_flops(ctx, task)
+        figures["pass_flops"] = self._pass_flops[n]
         updates = [0]
         hook = register_optimizer_step_post_hook(lambda *_: updates.__setitem__(0, updates[0] + 1))
         flops = FlopMeter(sampled=self.level == "basic")

@@ -30,7 +30,7 @@ def cost_section(run: RunData, metrics: dict) -> list[Block]:
     summary = metrics.get("summary") or {}
     points = {label: {"acc": s["acc"], "tflops": s["train_tflops"]} for label, s in summary.items()
               if "acc" in s and "train_tflops" in s}
-    if points:
+    if len(points) > 1:  # a frontier needs two strategies
         front = pareto_front({k: (p["tflops"]["mean"], p["acc"]["mean"]) for k, p in points.items()})
         blocks.append(Figure(figures.png(figures.frontier(points, front)),
                              "Accuracy against compute: final accuracy ACC and the lifetime's counted training "

@@ -1,6 +1,7 @@
 """Cost accounting (lifelong.cost): counted FLOPs against hand counts, sampled = full counts, exact
 counters, per-task peak memory, energy backends and their labels, and the efficiency metrics."""
 
+import json
 import math
 import sys
 
@@ -229,3 +230,48 @@ def test_missing_energy_makes_the_energy_metric_nan_with_a_reason():
 
 def test_a_capped_metric_of_nothing_stays_nan():
     assert math.isnan(efficiency._capped(np.array([np.nan])))
+
+
+def test_pareto_front_keeps_the_points_nothing_beats():
+    points = {"cheap": (1.0, 0.5), "dear": (4.0, 0.9), "dominated": (4.0, 0.6), "tie": (1.0, 0.5),
+              "unknown": (float("nan"), 0.99)}
+    assert efficiency.pareto_front(points) == {"cheap", "dear", "tie"}
+
+
+# ---- end to end: the CLI writes the cost, the report and compare read it --------------------------
+
+@pytest.mark.slow
+def test_a_run_records_its_cost_and_the_report_shows_it(tmp_path):
+    import pandas as pd
+
+    from tests.integration.test_cli import cache, lifelong
+
+    out = tmp_path / "run"
+    result = lifelong("run", "configs/quickstart.yaml", cache(tmp_path), "training.epochs=2", "stream.n_tasks=3",
+                      "strategies=[{name: naive}, {name: replay, params: {buffer_size: 50}}, {name: independent}]",
+                      "--out", out)
+    assert result.returncode == 0, result.stderr
+    timings = pd.read_csv(out / "timings.csv")
+    assert len(timings) == 9
+    # plain SGD for 2 epochs is 2 forward+backward passes of the model over the task, counted two ways
+    naive, replay = (timings[timings["strategy"] == s].reset_index() for s in ("naive", "replay"))
+    assert (naive["train_flops"] == 2 * naive["pass_flops"]).all()
+    assert (naive["samples_seen"] == 2 * naive["train_examples"]).all()
+    assert (naive["gradient_steps"] == 2 * -(-naive["train_examples"] // 32)).all()
+    assert (replay["train_flops"].iloc[1:] > 2 * replay["pass_flops"].iloc[1:]).all()  # the replayed examples
+    assert (replay["stored_examples"] == 50).all() and (naive["stored_examples"] == 0).all()
+    assert (timings["eval_flops"] > 0).all() and timings["flops_method"].str.contains("one step per shape").all()
+    assert timings["energy_method"].iloc[0].startswith(("measured", "unavailable"))  # no estimate at `basic`
+    metrics = json.loads((out / "metrics.json").read_text())["per_seed"]
+    tflops = naive["train_flops"].sum() / 1e12
+    assert metrics["naive"]["0"]["train_tflops"] == pytest.approx(tflops)
+    assert metrics["naive"]["0"]["acc_per_tflop"] == pytest.approx(metrics["naive"]["0"]["acc"] / tflops)
+    assert metrics["replay"]["0"]["sample_storage_efficiency"] == pytest.approx(
+        1 - 50 / naive["train_examples"].sum())
+    assert metrics["independent"]["0"]["computational_efficiency"] == pytest.approx(
+        np.mean(naive["pass_flops"] / (1 + naive["train_flops"])))
+    report = (out / "report.md").read_text()
+    assert "## Cost" in report and "Pareto frontier" in report and "| acc_per_tflop |" in report
+    compared = lifelong("compare", out, "--out", tmp_path / "cmp")
+    assert compared.returncode == 0, compared.stderr
+    assert "train_tflops" in (tmp_path / "cmp/compare.md").read_text()

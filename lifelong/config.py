@@ -113,6 +113,12 @@ class ExperimentConfig(BaseModel):
 
     _name_is_a_file_name = field_validator("name")(safe_file_name)
 
+    @field_validator("cost", mode="before")
+    @classmethod
+    def _cost_off(cls, value):
+        """YAML reads a bare `off` as false: `cost: off` means off."""
+        return "off" if value is False else value
+
     @model_validator(mode="after")
     def _labels_unique(self):
         labels = [s.display_name for s in self.strategies]

@@ -12,12 +12,15 @@ from torch import nn
 
 from lifelong.cost import energy, flops
 from lifelong.cost.memory import TaskPeakMemory
-from lifelong.cost.meter import CostMeter, pass_flops
+from lifelong.config import load_config
+from lifelong.cost.meter import pass_flops
+from lifelong.errors import ConfigError
 from lifelong.evaluation import efficiency
 from lifelong.evaluation.efficiency import Costs
 from lifelong.evaluation.registry import METRICS
 from lifelong.orchestrator import play
 from lifelong.strategies.ewc import EWC
+from lifelong.strategies.maml import MAML
 from lifelong.strategies.naive import Naive
 from lifelong.strategies.replay import Replay
 from lifelong.streams.task import Task
@@ -76,10 +79,11 @@ def test_fit_counts_steps_samples_and_flops_exactly(sampled):
         assert sorted(n for _, n in meter._per_key.values()) == [3, 6]  # one counted step per batch size
 
 
-@pytest.mark.parametrize("strategy", [Naive, lambda: Replay({"buffer_size": 30}), lambda: EWC({"lambda": 10.0})])
+@pytest.mark.parametrize("strategy", [Naive, lambda: Replay({"buffer_size": 30}), lambda: EWC({"lambda": 10.0}),
+                                      lambda: MAML({"meta_steps": 4, "meta_batch": 2, "shots": 2, "queries": 3})])
 def test_basic_counts_the_same_flops_as_full(strategy):
     """One counted step per shape, times the steps, equals counting every step: replay's replayed
-    batch and EWC's penalty and Fisher (computed outside the loop) included."""
+    batch, EWC's penalty and Fisher (computed outside the loop) and MAML's episodes included."""
     stream = blob_stream(n_tasks=2, n_per_class=25)  # 50 examples, batch 16: steps of 16 and 2
     per_level = {}
     for level in ("basic", "full"):
@@ -93,7 +97,10 @@ def test_basic_counts_the_same_flops_as_full(strategy):
         assert [c[key] for c in basic.task_cost] == [c[key] for c in full.task_cost]
     assert [c["eval_flops"] for c in basic.eval_cost.values()] == [c["eval_flops"] for c in full.eval_cost.values()]
     assert np.array_equal(basic.scores, full.scores)  # counting never changes what is learned
-    assert all(c["gradient_steps"] == 2 * 4 and c["samples_seen"] == 2 * 50 for c in basic.task_cost)
+    if isinstance(learner, MAML):  # 4 meta-steps of 2 episodes of 2 classes x (2 + 3) examples
+        assert all(c["gradient_steps"] == 4 and c["samples_seen"] == 4 * 2 * 2 * 5 for c in basic.task_cost)
+    else:
+        assert all(c["gradient_steps"] == 2 * 4 and c["samples_seen"] == 2 * 50 for c in basic.task_cost)
 
 
 def test_task_costs_of_naive_and_replay():
@@ -122,6 +129,13 @@ def test_cost_off_records_no_cost_but_the_task_peak_memory(blobs):
     record = play(learner, ctx, "naive", cost="off")
     assert record.task_cost == [{}, {}, {}] and record.eval_cost == {}
     assert (record.peak_memory_mb > 0).all()
+
+
+def test_cost_level_in_the_config(tmp_path):
+    assert load_config("configs/quickstart.yaml").cost == "basic"
+    assert load_config("configs/quickstart.yaml", ["cost=off"]).cost == "off"  # YAML's bare off is false
+    with pytest.raises(ConfigError, match="field 'cost'"):
+        load_config("configs/quickstart.yaml", ["cost=fast"])
 
 
 def test_cpu_peak_memory_is_the_tasks_own():

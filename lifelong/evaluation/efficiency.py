@@ -92,8 +92,9 @@ def acc_per_tflop(R, cost: Costs) -> np.ndarray:
 
 @metric("acc_per_kj", group=EFFICIENCY, title="accuracy per kJ", formula="ACC / (Σ_i E_i / 1000)",
         better="higher", baseline="none", bounded=True, needs=("R", "cost"),
-        convention="final accuracy per kilojoule of training energy; measured (NVML, RAPL) or estimated "
-                   "(CodeCarbon) as the run's energy_method column says; n/a where no backend was available",
+        convention="final accuracy per kilojoule of training energy (E_i: task i's, in J); measured (NVML, "
+                   "RAPL) or estimated (CodeCarbon) as the run's energy_method column says; n/a where no backend "
+                   "was available",
         cells="R[T][j] and E_i of every task")
 def acc_per_kj(R, cost: Costs) -> np.ndarray:
     return np.array([_final_acc(R) / (_whole(cost.energy_j) / 1000)])
@@ -112,8 +113,9 @@ def _to_reach(R, independent, spent: np.ndarray) -> np.ndarray:
         formula=f"mean_j [0 if R[j-1][j] ≥ {REACH}·r_j; F_j if R[j][j] ≥ {REACH}·r_j]", better="lower",
         baseline="r_j = independent learner, same model and budget", bounded=True,
         needs=("R", "independent", "cost"),
-        convention="L2M-style sample efficiency at the record's resolution (a task's start and end): a task "
-                   "not reached by the end of its training has no term (see reach_rate)",
+        convention="L2M-style sample efficiency at the record's resolution (a task's start and end); F_j = "
+                   "counted training FLOPs of task j; a task not reached by the end of its training has no term "
+                   "(see reach_rate)",
         cells="R[j-1][j], R[j][j] with r_j and F_j")
 def flops_to_reach(R, independent, cost: Costs) -> np.ndarray:
     return _to_reach(R, independent, cost.train_flops)

@@ -170,6 +170,34 @@ def test_rapl_is_chosen_on_the_cpu_and_sums_packages_across_a_wrap(tmp_path):
     assert joules == pytest.approx(15.0 + 2.5) and math.isnan(co2)
 
 
+def test_nvml_counter_on_a_gpu(monkeypatch):
+    """NVML's counter is in millijoules since the driver loaded; the task's energy is the difference."""
+    readings = iter([1_000_000, 1_000_000, 1_250_500])  # the check at setup, start, stop
+
+    class FakeNvml:
+        nvmlInit = staticmethod(lambda: None)
+        nvmlDeviceGetHandleByIndex = staticmethod(lambda index: f"gpu{index}")
+        nvmlDeviceGetTotalEnergyConsumption = staticmethod(lambda handle: next(readings))
+
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml)
+    meter = energy.energy_meter(torch.device("cuda", 1))
+    assert isinstance(meter, energy.NvmlEnergy) and meter.label == "measured (NVML energy counter, GPU 1)"
+    meter.start()
+    assert meter.stop()[0] == pytest.approx(250.5)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_peak_memory_is_reset_per_task():
+    memory = TaskPeakMemory(torch.device("cuda"))
+    memory.start()
+    big = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda")
+    big_peak = memory.stop()
+    del big
+    memory.start()
+    assert big_peak - memory.stop() >= 255
+
+
 def test_without_rapl_codecarbon_estimates_and_says_so(tmp_path):
     pytest.importorskip("codecarbon")
     meter = energy.energy_meter(torch.device("cpu"), rapl_root=tmp_path)

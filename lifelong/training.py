@@ -77,7 +77,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, spec: Tr
     strategy needs more (replay, joint). `add_penalty()`, called after each backward pass, adds a
     penalty's gradient to the parameters' gradients itself and returns the penalty's value, which
     counts in the training loss (EWC: cheaper than differentiating the penalty). Losses are summed
-    on the device and checked once at the end: no per-step synchronisation.
+    on the device and checked once at the end: no per-step synchronisation. The loop and its steps
+    are marked for cost accounting (lifelong.cost.flops): a step's work is fixed by its batch size.
     """
     model.train()
     loss_fn = batch_loss or (lambda idx: task_loss(model(task.x_train[idx]), task.y_train[idx], task.kind, mask))
@@ -86,7 +87,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, spec: Tr
     with flops.loop():
         for _ in range(spec.epochs):
             for idx in minibatches(len(task.x_train), spec.batch_size, generator):
-                with flops.step(len(idx), len(idx)):  # a step's work is fixed by its batch size
+                with flops.step(len(idx), len(idx)):
                     loss = loss_fn(idx)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()

@@ -9,15 +9,17 @@ A `FlopMeter` counts one span of work (a task's training, one evaluation). Train
 themselves with `loop()` and each step with `step(key, samples)` (`training.fit` and the
 meta-learners' loops do). Under `full` every operation of the span runs under FlopCounterMode, which
 makes small-batch training several times slower. Under `basic` (`sampled=True`) the span runs under
-it except inside marked loops, where the first step of each `key` is counted and the others are
-counted as copies of it. `key` must fix the step's work (the batch size, the episode shapes): then
-the product is the same number as the full count (tests/unit/test_cost.py checks it on naive,
-replay and EWC), at the price of one counted step per shape.
+it except inside marked loops, where the first two steps of each `key` are counted and, when they
+agree, the others are counted as copies of the first. `key` should fix the step's work (the batch
+size, the episode shapes): then the product is the same number as the full count
+(tests/unit/test_cost.py checks it on naive, replay, EWC and MAML). A key whose first two steps
+differ (a buffer filling up inside the task) has every one of its steps counted.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Hashable
 
 from torch.utils.flop_counter import FlopCounterMode
@@ -26,12 +28,27 @@ _meter: FlopMeter | None = None  # the meter of the span being counted; None out
 _NOTHING = nullcontext()
 
 
+@dataclass
+class _KeyCounts:
+    """The steps of one key: those counted and those taken as copies of the first."""
+
+    first: int  # FLOPs of the key's first step
+    counted: int  # FLOPs of all its counted steps
+    steps: int = 1  # steps counted
+    copies: int = 0  # steps taken as copies of the first
+    steady: bool | None = None  # whether the second step equalled the first; None before it
+
+    @property
+    def flops(self) -> int:
+        return self.counted + self.first * self.copies
+
+
 class FlopMeter:
     def __init__(self, sampled: bool):
         self.sampled = sampled
         self.flops = self.marked_steps = self.samples = 0
         self._mode: FlopCounterMode | None = None
-        self._per_key: dict[Hashable, list[int]] = {}  # key -> [FLOPs of its counted step, steps]
+        self._per_key: dict[Hashable, _KeyCounts] = {}
 
     @contextmanager
     def span(self):
@@ -48,7 +65,7 @@ class FlopMeter:
         finally:
             self._close()
             _meter = None
-            self.flops += sum(flops * n for flops, n in self._per_key.values())
+            self.flops += sum(counts.flops for counts in self._per_key.values())
 
     def _open(self) -> None:
         self._mode = FlopCounterMode(display=False)
@@ -70,14 +87,21 @@ class FlopMeter:
 
     @contextmanager
     def _sampled_step(self, key: Hashable):
-        seen = self._per_key.get(key)
-        if seen is not None:
-            seen[1] += 1
+        counts = self._per_key.get(key)
+        if counts is not None and counts.steady:
+            counts.copies += 1
             yield
             return
         with FlopCounterMode(display=False) as mode:
             yield
-        self._per_key[key] = [mode.get_total_flops(), 1]
+        flops = mode.get_total_flops()
+        if counts is None:
+            self._per_key[key] = _KeyCounts(flops, flops)
+            return
+        counts.counted += flops
+        counts.steps += 1
+        if counts.steady is None:
+            counts.steady = flops == counts.first
 
 
 def loop():

@@ -66,7 +66,7 @@ class CostMeter:
             samples_seen=flops.samples if flops.marked_steps >= updates[0] else NAN,
             train_examples=len(task.x_train), stored_examples=int(strategy.stored_examples()),
             model_parameters=int(strategy.model_size()), energy_j=energy, **_co2(co2),
-            flops_method=f"FlopCounterMode, {'every step' if self.level == 'full' else 'one step per shape'}",
+            flops_method=f"FlopCounterMode, {'every step' if self.level == 'full' else 'two steps per shape'}",
             energy_method=self.energy.label, memory_method=self.memory.method)
 
     @contextmanager

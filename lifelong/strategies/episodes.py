@@ -29,7 +29,6 @@ from torch import nn
 
 from lifelong.adapt import check_finite
 from lifelong.cost import flops
-from lifelong.cost.flops import episode_examples, episode_shapes
 from lifelong.evaluation.fewshot import score_and_loss
 from lifelong.models import seeded_model
 from lifelong.seeding import derive_seed, generator
@@ -223,7 +222,7 @@ class EpisodicStrategy(Strategy, ABC):
             for _ in range(self.params.episodes):
                 episode = sample(1, draw)
                 x_support, y_support, x_query, y_query = (part[0] for part in episode)
-                with flops.step(episode_shapes(episode), episode_examples(episode)):
+                with flops.step(flops.episode_shapes(episode), flops.episode_examples(episode)):
                     z = self.net["embed"](torch.cat([x_support, x_query]))
                     logits = self.support_logits(z[:len(y_support)], y_support, z[len(y_support):], ways)
                     loss = F.cross_entropy(logits, y_query)

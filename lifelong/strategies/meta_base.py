@@ -40,7 +40,6 @@ from torch import Tensor
 
 from lifelong import adapt
 from lifelong.cost import flops
-from lifelong.cost.flops import episode_examples, episode_shapes
 from lifelong.evaluation.fewshot import score_and_loss
 from lifelong.seeding import generator
 from lifelong.strategies.base import Predictor, Strategy, StrategyContext
@@ -145,7 +144,7 @@ class MetaLearner(Strategy):
         with flops.loop():
             for _ in range(self.params.meta_steps):
                 episodes = sample(self.params.meta_batch, draw)
-                with flops.step(episode_shapes(episodes), episode_examples(episodes)):
+                with flops.step(flops.episode_shapes(episodes), flops.episode_examples(episodes)):
                     total += self.meta_step(episodes, loss_fn).detach()
         mean = total / self.params.meta_steps
         adapt.check_finite(mean, f"meta-training loss on task {task.name!r}", fix=self._non_finite_fix())

@@ -75,8 +75,18 @@ def test_fit_counts_steps_samples_and_flops_exactly(sampled):
     assert meter.marked_steps == 9 and meter.samples == 30
     per_example = (FORWARD + BACKWARD) // BATCH  # every count is linear in the batch size
     assert meter.flops == 3 * 10 * per_example
-    if sampled:
-        assert sorted(n for _, n in meter._per_key.values()) == [3, 6]  # one counted step per batch size
+    if sampled:  # per batch size, two steps counted, the rest copies of the first
+        assert {k: (c.steps, c.copies) for k, c in meter._per_key.items()} == {4: (2, 4), 2: (2, 1)}
+
+
+def test_a_key_whose_steps_differ_has_every_step_counted():
+    """Under one key, step i multiplies an (i+1) x 4 matrix by a 4 x 4 one (a buffer filling up)."""
+    meter = flops.FlopMeter(sampled=True)
+    with meter.span(), flops.loop():
+        for i in range(5):
+            with flops.step("same key", 1):
+                torch.ones(i + 1, 4) @ torch.ones(4, 4)
+    assert meter.flops == sum(2 * (i + 1) * 4 * 4 for i in range(5))
 
 
 @pytest.mark.parametrize("strategy", [Naive, lambda: Replay({"buffer_size": 30}), lambda: EWC({"lambda": 10.0}),
@@ -302,7 +312,7 @@ def test_a_run_records_its_cost_and_the_report_shows_it(tmp_path):
     assert (naive["gradient_steps"] == 2 * -(-naive["train_examples"] // 32)).all()
     assert (replay["train_flops"].iloc[1:] > 2 * replay["pass_flops"].iloc[1:]).all()  # the replayed examples
     assert (replay["stored_examples"] == 50).all() and (naive["stored_examples"] == 0).all()
-    assert (timings["eval_flops"] > 0).all() and timings["flops_method"].str.contains("one step per shape").all()
+    assert (timings["eval_flops"] > 0).all() and timings["flops_method"].str.contains("two steps per shape").all()
     assert timings["energy_method"].iloc[0].startswith(("measured", "unavailable"))  # no estimate at `basic`
     metrics = json.loads((out / "metrics.json").read_text())["per_seed"]
     tflops = naive["train_flops"].sum() / 1e12

@@ -14,7 +14,8 @@ tests. Measured, one torch thread:
   `run_experiment` (a user's run: one-time imports such as FlopCounterMode's torch._dynamo, and under
   `full` CodeCarbon, included) and its loop (`play`: training and evaluations);
 * warm: --ab-rounds rounds of off / basic / full alternating in one process after a warm-up round,
-  the loop alone: the per-step cost of counting;
+  the loop alone (wall and process CPU time, the latter less disturbed by other jobs): the per-step
+  cost of counting;
 * energy: --energy-reps runs of `naive` in one process under `full` (the level with an energy figure
   on every machine that has a backend; RAPL/NVML are measured at `basic` too), the spread per task.
 Ratios are taken per repetition (basic or full over off, run back to back), medians reported.
@@ -52,16 +53,16 @@ def run_once(strategy: str, level: str, args) -> dict:
     from lifelong.config import ExperimentConfig
     from lifelong import orchestrator, run
 
-    spent = {"loop": 0.0}
-    run.play = accumulated(orchestrator.play, spent, "loop")
+    spent = {"loop": 0.0, "loop_cpu": 0.0}
+    run.play = accumulated(accumulated(orchestrator.play, spent, "loop_cpu", time.process_time), spent, "loop")
     experiment = ExperimentConfig.model_validate(config(strategy, level, args))
     with tempfile.TemporaryDirectory(prefix="bench-cost-") as out:
         started = time.perf_counter()
         result = run.run_experiment(experiment, out=out, progress=False)
         wall = time.perf_counter() - started
     record = result.records[0]
-    return {"run": wall, "loop": spent["loop"], "train": float(record.train_seconds.sum()),
-            "task_cost": record.task_cost, "rss_mb": max_rss_mb()}
+    return {"run": wall, "loop": spent["loop"], "loop_cpu": spent["loop_cpu"],
+            "train": float(record.train_seconds.sum()), "task_cost": record.task_cost, "rss_mb": max_rss_mb()}
 
 
 def child(args) -> dict:
@@ -76,7 +77,9 @@ def child(args) -> dict:
         rounds = []
         for i in range(args.ab_rounds + 1):  # round 0 warms every level up and is not counted
             order = LEVELS if i % 2 == 0 else LEVELS[::-1]
-            result = {level: run_once(rest, level, args)["loop"] for level in order}
+            result = {level: run_once(rest, level, args) for level in order}
+            result = {**{level: r["loop"] for level, r in result.items()},
+                      **{f"{level}_cpu": r["loop_cpu"] for level, r in result.items()}}
             if i:
                 rounds.append(result)
         return {"rounds": rounds}
@@ -126,7 +129,7 @@ def render(data: dict) -> str:
     lines = [f"machine: {cpu_model()}, {os.cpu_count()} CPUs; torch threads {data['threads']}; {data['reps']} "
              f"repetitions; load average {data['load_average']:.1f}; size {data['size']} (None: the full stream)", "",
              "| strategy | off run s | basic / off: run | loop | full / off: run | loop | warm basic / off loop | "
-             "warm full / off loop |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "(CPU) | warm full / off loop | (CPU) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     cold, warm = data["cold"], data["warm"]
     for s in STRATEGIES:
         off = cold[f"{s},off"]
@@ -135,7 +138,9 @@ def render(data: dict) -> str:
             runs = cold[f"{s},{level}"]
             cells += [ratio_cell([(a[key], b[key]) for a, b in zip(runs, off)]) for key in ("run", "loop")]
         for level in ("basic", "full"):
-            cells.append(ratio_cell([(r[level], r["off"]) for r in warm[s]]) if warm.get(s) else "n/a")
+            for suffix in ("", "_cpu"):
+                cells.append(ratio_cell([(r[level + suffix], r["off" + suffix]) for r in warm[s]])
+                             if warm.get(s) else "n/a")
         lines.append(f"| {s} | {' | '.join(cells)} |")
     energy = data.get("energy")
     if energy:

@@ -26,7 +26,8 @@ def cost_section(run: RunData, metrics: dict) -> list[Block]:
     blocks: list[Block] = [Heading("Cost"), Text(_methods(timings)), _totals(timings, estimated)]
     blocks.append(Figure(figures.png(_per_task_figure(timings, estimated)),
                          "Per task, mean over seeds (whiskers: 95% CI with two seeds or more): counted training "
-                         "FLOPs, training energy and wall time. No bar where a figure is unavailable."))
+                         "FLOPs, training energy (where measured or estimated) and wall time. No bar where a figure "
+                         "is unavailable."))
     summary = metrics.get("summary") or {}
     points = {label: {"acc": s["acc"], "tflops": s["train_tflops"]} for label, s in summary.items()
               if "acc" in s and "train_tflops" in s}
@@ -82,7 +83,7 @@ def _per_task_figure(timings, estimated: bool):
     n_tasks = int(timings["task"].max()) + 1
     panels = []
     for column, title in PER_TASK:
-        if column not in timings:
+        if column not in timings or timings[column].isna().all():  # energy without a backend: said above
             continue
         values = {}
         for label, frame in timings.groupby("strategy", sort=False):

@@ -190,6 +190,6 @@ def frontier(points: dict[str, dict[str, dict]], front: set[str]) -> Figure:
     if len(line) > 1:
         ax.plot(*zip(*line), "--", color="grey", linewidth=1, label="Pareto frontier")
     ax.set_xlabel("training compute (TFLOP, counted)")
-    ax.set_ylabel("final accuracy ACC")
+    ax.set_ylabel("final score ACC (higher is better)")
     ax.legend(fontsize=7)
     return fig

@@ -16,8 +16,8 @@ tests. Measured, one torch thread:
 * warm: --ab-rounds rounds of off / basic / full alternating in one process after a warm-up round,
   the loop alone (wall and process CPU time, the latter less disturbed by other jobs): the per-step
   cost of counting;
-* energy: --energy-reps runs of `naive` in one process under `full` (the level with an energy figure
-  on every machine that has a backend; RAPL/NVML are measured at `basic` too), the spread per task.
+* energy: --energy-reps runs of `naive` in one process, the spread per task: at `basic` where RAPL
+  measures, else at `full` (CodeCarbon's estimate, labelled so).
 Ratios are taken per repetition (basic or full over off, run back to back), medians reported.
 """
 
@@ -83,7 +83,10 @@ def child(args) -> dict:
             if i:
                 rounds.append(result)
         return {"rounds": rounds}
-    runs = [run_once("naive", "full", args)["task_cost"] for _ in range(args.energy_reps)]
+    from lifelong.cost.energy import NoEnergy, energy_meter
+
+    level = "full" if isinstance(energy_meter(torch.device("cpu"), estimate=False), NoEnergy) else "basic"
+    runs = [run_once("naive", level, args)["task_cost"] for _ in range(args.energy_reps)]
     return {"energy": [[task.get("energy_j") for task in costs] for costs in runs],
             "method": runs[0][0].get("energy_method")}
 

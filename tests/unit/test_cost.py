@@ -150,6 +150,8 @@ def test_cost_level_in_the_config(tmp_path):
 
 def test_cpu_peak_memory_is_the_tasks_own():
     memory = TaskPeakMemory(torch.device("cpu"))
+    if memory.method.startswith("process peak"):
+        pytest.skip("no per-task peak on this system (neither /proc/self/clear_refs nor psutil)")
     memory.start()
     big = np.ones(400 * 2**20 // 8)  # 400 MiB, touched
     big_peak = memory.stop()

@@ -95,8 +95,8 @@ def child_run(n_tasks: int, threads: int, reps: int) -> dict:
             self.on_task_end = timed("bookkeeping", hook.on_task_end)
 
     play = orchestrator.play
-    run.play = lambda strategy, ctx, label, callbacks=(), record=None: play(
-        strategy, ctx, label, [Timed(cb) for cb in callbacks], record)
+    run.play = lambda strategy, ctx, label, callbacks=(), record=None, cost="basic": play(
+        strategy, ctx, label, [Timed(cb) for cb in callbacks], record, cost)
     orchestrator.evaluate_test_set = timed("evaluation", evaluate_test_set)
     RunFolder.write_tables = timed("bookkeeping", RunFolder.write_tables)  # record.csv/.parquet at the end
 

@@ -105,12 +105,21 @@ class ExperimentConfig(BaseModel):
     out: str = "reports"
     references: ReferencesSpec = ReferencesSpec()
     analysis: AnalysisSpec = AnalysisSpec()
+    cost: Literal["off", "basic", "full"] = Field(
+        default="basic", description="cost accounting per task: basic (FLOPs counted once per step shape, "
+                                     "energy, memory, counters), full (FLOPs of every step: slower), off")
     tensorboard: bool = Field(default=False, description="log scalars and the score matrix for TensorBoard "
                                                          "(needs the `tensorboard` extra)")
     l2m: bool = Field(default=False, description="write each lifetime as an l2logger log and its L2M metrics "
                                                  "into <run>/l2m/ (needs the `l2m` extra)")
 
     _name_is_a_file_name = field_validator("name")(safe_file_name)
+
+    @field_validator("cost", mode="before")
+    @classmethod
+    def _cost_off(cls, value):
+        """YAML reads a bare `off` as false: `cost: off` means off."""
+        return "off" if value is False else value
 
     @model_validator(mode="after")
     def _labels_unique(self):

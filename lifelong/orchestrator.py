@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 import time
 
 import numpy as np
@@ -10,6 +9,7 @@ import torch
 
 from lifelong.errors import UserError
 from lifelong.callbacks import Callback
+from lifelong.cost.meter import CostMeter
 from lifelong.evaluation.correctness import RowCorrectness
 from lifelong.evaluation.evaluator import evaluate_stream_few_shot, evaluate_test_set, few_shot_set_of, test_set_of
 from lifelong.evaluation.record import LifetimeRecord
@@ -23,18 +23,26 @@ class StrategyError(UserError, RuntimeError):
 
 
 def play(strategy: Strategy, ctx: StrategyContext, label: str, callbacks: list[Callback] = (),
-         record: LifetimeRecord | None = None) -> LifetimeRecord:
+         record: LifetimeRecord | None = None, cost: str = "basic") -> LifetimeRecord:
     """Evaluate before training (row 0), then learn each task and evaluate as the schedule says
     (`evaluation.every`, `evaluation.tasks`; by default every task after every task).
 
     Tasks are built when reached and released after; only what evaluation needs (the evaluated
     tasks' test splits) is kept. Given a partly filled `record` (resume, with the strategy's state
-    already loaded), it goes on after the last completed task.
+    already loaded), it goes on after the last completed task. `cost` ("off", "basic", "full") is
+    how much of each task's and evaluation's cost is counted (lifelong.cost).
     """
     stream = ctx.stream
     schedule = Schedule.of(ctx.evaluation, len(stream), stream.seed)
     record = record or LifetimeRecord(label, ctx.seed, list(stream.tasks.names), stream.kind)
-    evaluate = _evaluator(strategy, ctx, schedule, label, record)
+    meter = CostMeter(cost, ctx.device)
+    scored = _evaluator(strategy, ctx, schedule, label, record)
+
+    def evaluate(row: int, when: str) -> None:
+        with meter.evaluation() as spent:
+            scored(row, when)
+        if spent:
+            record.eval_cost[row] = spent
     try:
         for cb in callbacks:
             cb.on_run_start(stream, record)
@@ -46,12 +54,14 @@ def play(strategy: Strategy, ctx: StrategyContext, label: str, callbacks: list[C
             task = stream.tasks[index].to(ctx.device)
             for cb in callbacks:
                 cb.on_task_start(task, record)
-            started = time.perf_counter()
-            stats = _guarded(lambda: strategy.learn(task), label, f"learning {task.name}")
-            _synchronize(ctx.device)
-            record.train_seconds[task.id] = time.perf_counter() - started
-            record.peak_memory_mb[task.id] = _peak_memory_mb(ctx.device)
+            with meter.training(strategy, task, ctx) as spent:
+                started = time.perf_counter()
+                stats = _guarded(lambda: strategy.learn(task), label, f"learning {task.name}")
+                _synchronize(ctx.device)
+                record.train_seconds[task.id] = time.perf_counter() - started
+            record.peak_memory_mb[task.id] = spent.pop("peak_memory_mb")
             record.train_stats.append(dict(stats or {}))
+            record.task_cost.append(spent)
             row = task.id + 1
             if schedule.evaluates(row):
                 evaluate(row, f"evaluating after {task.name}")
@@ -114,9 +124,3 @@ def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
-
-def _peak_memory_mb(device: torch.device) -> float:
-    """Peak GPU memory allocated on CUDA; the process's peak resident set (max RSS) on the CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -4,8 +4,8 @@ Writing the whole record after every evaluation costs O(T^2) per task; appending
 O(T). Three kinds of line, each tagged with its (strategy, seed):
 
     {"line": "record", "strategy", "seed", "task_names", "kind", "steps"}   a lifetime starts
-    {"line": "row", "strategy", "seed", "after_task", "scores", "losses", "curves"}   one evaluation
-    {"line": "task", "strategy", "seed", "task", "train_seconds", "peak_memory_mb", "stats"}   one task trained
+    {"line": "row", "strategy", "seed", "after_task", "scores", "losses", "curves", "cost"}   one evaluation
+    {"line": "task", "strategy", "seed", "task", "train_seconds", "peak_memory_mb", "stats", "cost"}   one task
     {"line": "correct", "strategy", "seed", "after_task", "tasks", "sizes", "bits"}   a row's per-example
         correctness, bit-packed (classification; see evaluation/correctness.py), read by evaluation/flips.py
 
@@ -50,7 +50,8 @@ class RecordLog:
         curves = None if record.curves is None else record.curves[after_task]
         offset = self._append({"line": "row", "strategy": record.strategy, "seed": record.seed,
                                "after_task": after_task, "scores": record.scores[after_task],
-                               "losses": record.losses[after_task], "curves": curves})
+                               "losses": record.losses[after_task], "curves": curves,
+                               "cost": record.eval_cost.get(after_task, {})})
         if record.correct is not None and record.correct.after_task == after_task:
             offset = self._append(record.correct.line(record.strategy, record.seed))
         return offset
@@ -58,7 +59,8 @@ class RecordLog:
     def task(self, record: LifetimeRecord, task_id: int) -> int:
         return self._append({"line": "task", "strategy": record.strategy, "seed": record.seed, "task": task_id,
                              "train_seconds": record.train_seconds[task_id],
-                             "peak_memory_mb": record.peak_memory_mb[task_id], "stats": record.train_stats[task_id]})
+                             "peak_memory_mb": record.peak_memory_mb[task_id], "stats": record.train_stats[task_id],
+                             "cost": record.task_cost[task_id] if task_id < len(record.task_cost) else {}})
 
     def _append(self, line: dict) -> int:
         """Append one line in one write; return the log's size after it (a checkpoint's pointer)."""
@@ -120,12 +122,15 @@ def _apply(records: dict[tuple[str, int], LifetimeRecord], line: dict) -> None:
         record.scores[row], record.losses[row] = line["scores"], line["losses"]
         if line["curves"] is not None:
             record.curves[row] = line["curves"]
+        if line.get("cost"):
+            record.eval_cost[row] = line["cost"]
     elif line["line"] == "task":
         task = line["task"]
         if task != record.completed:
             raise ValueError(f"task {task} of {key} logged after task {record.completed - 1}")
         record.train_seconds[task], record.peak_memory_mb[task] = line["train_seconds"], line["peak_memory_mb"]
         record.train_stats.append(line["stats"])
+        record.task_cost.append(line.get("cost", {}))
         record.completed = task + 1
     elif line["line"] != "correct":  # correctness lines are read by evaluation/flips.py
         raise ValueError(f"unknown line kind {line['line']!r}")

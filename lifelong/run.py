@@ -257,7 +257,8 @@ def _play_all(config, stream: Stream, folder: RunFolder, device, states: dict, r
                     strategy.load_state_dict(saved["strategy"])
                     if display:
                         display.bar.advance(display.bar_id, saved["completed"])
-                play(strategy, ctx, entry.display_name, hooks, resumed.get((entry.display_name, seed)))
+                play(strategy, ctx, entry.display_name, hooks, resumed.get((entry.display_name, seed)),
+                     config.cost)
         if display:
             display.close()
         folder.write_tables()

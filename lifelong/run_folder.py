@@ -224,12 +224,19 @@ def _record_blocks(records: list[LifetimeRecord]):
 
 
 def _timings(record: LifetimeRecord) -> pd.DataFrame:
-    return pd.DataFrame({
+    """Per task: time, peak memory and loss, then what its training and the evaluation after it cost
+    (columns of lifelong.cost.meter; none with `cost: off`)."""
+    untrained = [None] * (record.n_tasks - len(record.train_stats))
+    table = pd.DataFrame({
         "strategy": record.strategy, "seed": record.seed, "task": range(record.n_tasks),
         "task_name": record.task_names, "train_seconds": record.train_seconds,
         "peak_memory_mb": record.peak_memory_mb,
-        "train_loss": [s.get("train_loss") for s in record.train_stats] + [None] * (record.n_tasks - len(record.train_stats)),
+        "train_loss": [s.get("train_loss") for s in record.train_stats] + untrained,
     })
+    costs = [{**spent, **record.eval_cost.get(task + 1, {})} for task, spent in enumerate(record.task_cost)]
+    if any(costs):
+        table = table.join(pd.DataFrame(costs + [{}] * len(untrained)))
+    return table
 
 
 def _json_default(value):

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from lifelong.cost import flops
 from lifelong.errors import UserError
 from lifelong.streams.task import Task
 
@@ -78,24 +79,27 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, spec: Tr
     penalty's gradient to the parameters' gradients itself and returns the penalty's value, which
     counts in the training loss (EWC: cheaper than differentiating the penalty). `project()`, called
     last before the optimiser step, rewrites the gradients in place (GEM, A-GEM). Losses are summed
-    on the device and checked once at the end: no per-step synchronisation.
+    on the device and checked once at the end: no per-step synchronisation. The loop and its steps
+    are marked for cost accounting (lifelong.cost.flops): a step's work is fixed by its batch size.
     """
     model.train()
     loss_fn = batch_loss or (lambda idx: task_loss(model(task.x_train[idx]), task.y_train[idx], task.kind, mask))
     total = torch.zeros((), device=task.x_train.device)
     steps = 0
-    for _ in range(spec.epochs):
-        for idx in minibatches(len(task.x_train), spec.batch_size, generator):
-            loss = loss_fn(idx)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if add_penalty is not None:
-                loss = loss.detach() + add_penalty()
-            if project is not None:
-                project()
-            optimizer.step()
-            total += loss.detach()
-            steps += 1
+    with flops.loop():
+        for _ in range(spec.epochs):
+            for idx in minibatches(len(task.x_train), spec.batch_size, generator):
+                with flops.step(len(idx), len(idx)):
+                    loss = loss_fn(idx)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if add_penalty is not None:
+                        loss = loss.detach() + add_penalty()
+                    if project is not None:
+                        project()
+                    optimizer.step()
+                total += loss.detach()
+                steps += 1
     mean_loss = float(total) / steps
     if not math.isfinite(mean_loss):
         raise NonFiniteLossError(

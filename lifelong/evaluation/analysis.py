@@ -13,6 +13,7 @@ import numpy as np
 from lifelong.evaluation import metrics as m  # importing it registers the metrics
 from lifelong.evaluation import flips  # noqa: F401  (registers the flip metrics, after the core ones)
 from lifelong.l2m import metrics as l2m_metrics  # noqa: F401  (registers the L2M metrics)
+from lifelong.evaluation.efficiency import Costs  # registers the efficiency metrics, last
 from lifelong.evaluation.aggregate import gap_beyond_noise, summarize
 from lifelong.evaluation.record import LifetimeRecord
 from lifelong.evaluation.registry import METRICS
@@ -47,7 +48,7 @@ def record_metrics(record: LifetimeRecord, refs: ReferenceScores | None = None) 
     why a NaN value is NaN. Metrics needing a reference or curves the run lacks are left out."""
     inputs = {"R": record.scores, "independent": refs.independent if refs else None,
               "joint": refs.joint if refs else None, "curves": record.curves, "flips": record.flips,
-              "l2m": record.l2m}
+              "l2m": record.l2m, "cost": Costs.of(record.task_cost, record.n_tasks)}
     out, per_task, coverage = {}, {}, {}
     for key, entry in METRICS.items():
         if any(inputs[name] is None for name in entry.needs):

@@ -2,7 +2,8 @@
 
 `scores[i, j]` is the score on task j's test set after training tasks 1..i (row 0: before any
 training), higher is better (accuracy, or negative MSE for regression). `losses` is the test
-loss in the same layout. Per-task wall time and peak memory are kept beside them. Under
+loss in the same layout. Per-task wall time and peak memory are kept beside them, and what each
+task's training and each evaluation cost (`task_cost`, `eval_cost`: see lifelong.cost.meter). Under
 few-shot evaluation `curves[i, j, s]` is the score after s adaptation steps (scores = last step).
 Cells an evaluation schedule skipped (`evaluation.every`, `evaluation.tasks`) are NaN, so
 `completed`, the number of tasks trained, is kept explicitly rather than read off the matrix.
@@ -30,6 +31,8 @@ class LifetimeRecord:
     peak_memory_mb: np.ndarray = None
     train_stats: list[dict] = field(default_factory=list)
     curves: np.ndarray | None = None
+    task_cost: list[dict] = field(default_factory=list)  # one per trained task; {} with `cost: off`
+    eval_cost: dict[int, dict] = field(default_factory=dict)  # row of R -> its evaluation's cost
     completed: int = 0  # tasks trained and (as the schedule says) evaluated; set by the orchestrator
     correct: RowCorrectness | None = None  # the last evaluated row's per-example correctness (classification)
     flips: np.ndarray | None = None  # prediction-flip counts read back from the record log (see flips.py)
@@ -77,7 +80,8 @@ class LifetimeRecord:
         return {"strategy": self.strategy, "seed": self.seed, "task_names": self.task_names, "kind": self.kind,
                 "scores": self.scores.tolist(), "losses": self.losses.tolist(),
                 "train_seconds": self.train_seconds.tolist(), "peak_memory_mb": self.peak_memory_mb.tolist(),
-                "train_stats": self.train_stats, "curves": None if self.curves is None else self.curves.tolist(),
+                "train_stats": self.train_stats, "task_cost": self.task_cost,
+                "eval_cost": {str(k): v for k, v in self.eval_cost.items()}, "curves": None if self.curves is None else self.curves.tolist(),
                 "completed": self.completed}
 
     @classmethod
@@ -85,4 +89,6 @@ class LifetimeRecord:
         arrays = {k: np.array(state[k], dtype=float) for k in ("scores", "losses", "train_seconds", "peak_memory_mb")}
         curves = None if state.get("curves") is None else np.array(state["curves"], dtype=float)
         return cls(state["strategy"], state["seed"], list(state["task_names"]), state["kind"], **arrays,
-                   train_stats=list(state["train_stats"]), curves=curves, completed=int(state["completed"]))
+                   train_stats=list(state["train_stats"]), curves=curves,
+                   task_cost=list(state.get("task_cost", [])),
+                   eval_cost={int(k): v for k, v in state.get("eval_cost", {}).items()}, completed=int(state["completed"]))

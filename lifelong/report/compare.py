@@ -16,12 +16,14 @@ from lifelong.evaluation.flips import FLIPS
 from lifelong.l2m.metrics import L2M
 from lifelong.report.document import best_rows, fmt
 from lifelong.evaluation.aggregate import summarize
+from lifelong.evaluation.efficiency import pareto_front
+from lifelong.report import figures
 from lifelong.evaluation.registry import METRICS, groups
-from lifelong.report.render import Best, Block, Heading, Table, Text, to_html, to_markdown, user
+from lifelong.report.render import Best, Block, Figure, Heading, Table, Text, to_html, to_markdown, user
 from lifelong.report.rundata import RunData, load_run
 from lifelong.run_folder import atomic_write
 
-COMPARED_GROUPS = ("Core metrics", "Against the references", FLIPS, L2M)
+COMPARED_GROUPS = ("Core metrics", "Against the references", FLIPS, L2M, "Cost and efficiency")
 
 
 def columns() -> list[str]:
@@ -117,7 +119,24 @@ def _blocks(frame: pd.DataFrame, groups: list[str], runs: list[RunData]) -> list
             cells = {r.metric: (Best(fmt(r._asdict())) if r.best else fmt(r._asdict()))
                      for r in group.itertuples()}
             rows.append([group["run"].iloc[0], strategy, *(cells.get(m, "n/a") for m in shown)])
-        blocks += [Heading(f"Stream {stream}"), Table(["run", "strategy", *shown], rows)]
+        blocks += [Heading(f"Stream {stream}"), Table(["run", "strategy", *shown], rows), *_frontier(part)]
     blocks += [Heading("Metrics"), Table(["metric", "formula", "better"],
                                          [[m, METRICS[m].formula, METRICS[m].better] for m in columns()])]
     return blocks
+
+
+def _frontier(part: pd.DataFrame) -> list[Block]:
+    """Final accuracy against training compute, one point per (run, strategy) with 95% CIs, and the
+    Pareto frontier; nothing when the runs counted no FLOPs."""
+    points = {}
+    for (_, strategy), group in part.groupby(["run", "strategy"], sort=False):
+        by_metric = {r["metric"]: r for r in group.to_dict("records")}
+        if {"acc", "train_tflops"} <= set(by_metric):
+            label = strategy if part["run"].nunique() == 1 else f"{strategy} ({group['run'].iloc[0]})"
+            points[label] = {"acc": by_metric["acc"], "tflops": by_metric["train_tflops"]}
+    if not points:
+        return []
+    front = pareto_front({k: (p["tflops"]["mean"], p["acc"]["mean"]) for k, p in points.items()})
+    return [Figure(figures.png(figures.frontier(points, front)),
+                   "Final accuracy against the lifetime's counted training compute, mean over seeds with 95% CIs; "
+                   f"on the Pareto frontier (no strategy more accurate for less compute): {', '.join(sorted(front))}.")]

@@ -13,6 +13,7 @@ from lifelong.evaluation.aggregate import summarize
 from lifelong.evaluation.registry import METRICS, groups
 from lifelong.report import figures, l2m_section
 from lifelong.report.coarsen import FULL_UP_TO, TaskBlocks, curve_tasks
+from lifelong.report.cost_section import cost_section
 from lifelong.report.glossary import JOINT_BUDGET, R_NOTATION, better, per_task_titles
 from lifelong.report.render import Best, Block, Code, Figure, Heading, Table, Text, user
 from lifelong.report.rundata import RunData
@@ -87,6 +88,7 @@ def build(run: RunData) -> list[Block]:
         blocks += _per_task_tables(metrics)
         blocks += _timings(run)
         blocks += l2m_section.build(run)
+        blocks += cost_section(run, metrics)
     blocks += _glossary()
     if run.records:
         blocks += _matrices(run)

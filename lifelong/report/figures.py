@@ -174,3 +174,22 @@ def adaptation_curves(curves: dict[str, list[np.ndarray]], score_name: str) -> F
 def _before_own_training(curves: np.ndarray) -> np.ndarray:
     n = curves.shape[1]
     return curves[np.arange(n), np.arange(n)]
+
+
+def frontier(points: dict[str, dict[str, dict]], front: set[str]) -> Figure:
+    """Final accuracy against training TFLOPs per strategy: dot = mean over seeds, whiskers = 95% CI
+    on both axes, the Pareto frontier (`front`) joined by a dashed line. `points`: label ->
+    {"acc": aggregate, "tflops": aggregate} (aggregates as lifelong.evaluation.aggregate.summarize)."""
+    fig, axes = _figure(6.0, 4.0)
+    ax = axes[0, 0]
+    for n, (label, p) in enumerate(points.items()):
+        xerr, yerr = (np.nan_to_num(p[k]["ci95_high"] - p[k]["mean"]) for k in ("tflops", "acc"))
+        ax.errorbar([p["tflops"]["mean"]], [p["acc"]["mean"]], xerr=[xerr], yerr=[yerr], fmt="o",
+                    color=f"C{n % 10}", capsize=3, label=label)
+    line = sorted((points[k]["tflops"]["mean"], points[k]["acc"]["mean"]) for k in front)
+    if len(line) > 1:
+        ax.plot(*zip(*line), "--", color="grey", linewidth=1, label="Pareto frontier")
+    ax.set_xlabel("training compute (TFLOP, counted)")
+    ax.set_ylabel("final score ACC (higher is better)")
+    ax.legend(fontsize=7)
+    return fig

@@ -7,6 +7,7 @@ from __future__ import annotations
 from lifelong.evaluation import metrics  # noqa: F401  (importing it registers the metrics)
 from lifelong.evaluation import flips  # noqa: F401  (then the flip metrics)
 from lifelong.l2m import metrics as l2m_metrics  # noqa: F401  (then the L2M metrics)
+from lifelong.evaluation import efficiency  # noqa: F401  (then the cost and efficiency metrics)
 from lifelong.evaluation.registry import METRICS, Metric, groups
 
 R_NOTATION = ("R[i][j] = score on task j's test set after training tasks 1..i; row 0 (b_j) = before any "

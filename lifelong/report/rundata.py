@@ -241,6 +241,26 @@ def _attach_timings(records: list[LifetimeRecord], timings: pd.DataFrame | None)
     for record in records:
         rows = timings[(timings["strategy"] == record.strategy) & (timings["seed"] == record.seed)]
         record.train_seconds[rows["task"].to_numpy()] = rows["train_seconds"].to_numpy()
+        _attach_costs(record, rows)
+
+
+def _attach_costs(record: LifetimeRecord, rows: pd.DataFrame) -> None:
+    """The cost columns of timings.csv (lifelong.cost.meter) back into the record: the training's into
+    `task_cost`, the evaluation's after each task into `eval_cost`; nothing when the run counted none."""
+    if "train_flops" not in rows.columns:
+        return
+    figures = [{k: v for k, v in row.items() if k not in _TIMING_COLUMNS and not _missing(v)}
+               for row in rows.sort_values("task").to_dict("records")]
+    record.task_cost = [{k: v for k, v in f.items() if not k.startswith("eval_")} for f in figures]
+    record.eval_cost = {task + 1: {k: v for k, v in f.items() if k.startswith("eval_")}
+                        for task, f in enumerate(figures)}
+
+
+_TIMING_COLUMNS = ("strategy", "seed", "task", "task_name", "train_seconds", "peak_memory_mb", "train_loss")
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 def _attach_flips_and_l2m(run: RunData) -> None:

@@ -114,9 +114,32 @@ class Strategy:
         """`adaptation_curve` for many tasks; override to adapt them all at once (vmap)."""
         return [self.adaptation_curve(task, support, steps) for task, support in zip(tasks, supports)]
 
+    def stored_examples(self) -> int:
+        """Training examples the strategy keeps for later tasks (a replay buffer, exemplars); a
+        generative strategy counts its generator's parameters. The cost record and Díaz-Rodríguez's
+        sample-storage efficiency read it after each task."""
+        return 0
+
+    def model_size(self) -> int:
+        """Parameters the strategy holds after a task (Díaz-Rodríguez's Mem(θ_i)): by default every
+        parameter of its nn.Module attributes, also inside lists and dicts, each counted once."""
+        modules = [m for value in vars(self).values() for m in _modules_in(value)]
+        unique = {id(p): p for m in modules for p in m.parameters()}
+        return sum(p.numel() for p in unique.values())
+
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+def _modules_in(value) -> list[nn.Module]:
+    if isinstance(value, nn.Module):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [m for item in value for m in _modules_in(item)]
+    return []

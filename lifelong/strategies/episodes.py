@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from lifelong.adapt import check_finite
+from lifelong.cost import flops
 from lifelong.evaluation.fewshot import score_and_loss
 from lifelong.models import seeded_model
 from lifelong.seeding import derive_seed, generator
@@ -217,15 +218,18 @@ class EpisodicStrategy(Strategy, ABC):
         draw = generator(self.ctx.seed, "episode", task.id, device=self.ctx.device)
         self.net.train()
         total = torch.zeros((), device=self.ctx.device)
-        for _ in range(self.params.episodes):
-            x_support, y_support, x_query, y_query = (part[0] for part in sample(1, draw))
-            z = self.net["embed"](torch.cat([x_support, x_query]))
-            logits = self.support_logits(z[:len(y_support)], y_support, z[len(y_support):], ways)
-            loss = F.cross_entropy(logits, y_query)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += loss.detach()
+        with flops.loop():
+            for _ in range(self.params.episodes):
+                episode = sample(1, draw)
+                x_support, y_support, x_query, y_query = (part[0] for part in episode)
+                with flops.step(flops.episode_shapes(episode), flops.episode_examples(episode)):
+                    z = self.net["embed"](torch.cat([x_support, x_query]))
+                    logits = self.support_logits(z[:len(y_support)], y_support, z[len(y_support):], ways)
+                    loss = F.cross_entropy(logits, y_query)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
+                total += loss.detach()
         mean = total / self.params.episodes
         check_finite(mean, f"episodic loss on task {task.name!r}", fix=f"lower params.lr (now {self.params.lr})")
         return float(mean)
@@ -257,6 +261,9 @@ class EpisodicStrategy(Strategy, ABC):
         return score_and_loss(outputs, task.y_test, task.kind, self.ctx.mask(task)).expand(steps + 1, 2).clone()
 
     # -- state
+
+    def stored_examples(self) -> int:
+        return len(self.exemplars)
 
     def state_dict(self) -> dict:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict() if self.optimizer else {},

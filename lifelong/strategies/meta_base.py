@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from lifelong import adapt
+from lifelong.cost import flops
 from lifelong.evaluation.fewshot import score_and_loss
 from lifelong.seeding import generator
 from lifelong.strategies.base import Predictor, Strategy, StrategyContext
@@ -144,8 +145,11 @@ class MetaLearner(Strategy):
         draw = generator(self.ctx.seed, "episode", task.id, device=self.ctx.device)
         loss_fn = self._loss_fn(task)
         total = torch.zeros((), device=self.ctx.device)
-        for _ in range(self.params.meta_steps):
-            total += self.meta_step(sample(self.params.meta_batch, draw), loss_fn).detach()
+        with flops.loop():
+            for _ in range(self.params.meta_steps):
+                episodes = sample(self.params.meta_batch, draw)
+                with flops.step(flops.episode_shapes(episodes), flops.episode_examples(episodes)):
+                    total += self.meta_step(episodes, loss_fn).detach()
         mean = total / self.params.meta_steps
         adapt.check_finite(mean, f"meta-training loss on task {task.name!r}", fix=self._non_finite_fix())
         return {"meta_loss": float(mean)}

@@ -46,6 +46,9 @@ class Replay(Strategy):
         replayed examples are scored among their own classes without rebuilding their tasks."""
         self.buffer.add_task(task, self.ctx.seed, **({} if mask is None else {"mask": mask}))
 
+    def stored_examples(self) -> int:
+        return self.filled
+
     def _fit_with_replay(self, task: Task, mask: torch.Tensor | None) -> float:
         shuffle = self.ctx.shuffle_generator(task)
         draw = torch.Generator(device=self.ctx.device).manual_seed(derive_seed(self.ctx.seed, "buffer", task.id, 1))

@@ -50,7 +50,7 @@ def test_a_metric_is_registered_once_with_known_inputs(final_min):
 
 def test_every_built_in_metric_has_its_glossary_entry_and_group():
     assert list(groups()) == ["Core metrics", "Against the references", "Other conventions", "Few-shot adaptation",
-                              "Prediction flips", "L2M (DARPA Lifelong Learning Machines)"]
+                              "Prediction flips", "L2M (DARPA Lifelong Learning Machines)", "Cost and efficiency"]
     assert groups()["Core metrics"] == ("acc", "learning_acc", "bwt", "fwt", "forgetting")
     for key, entry in METRICS.items():
         assert entry.title and entry.formula and entry.better in ("higher", "lower") and entry.cells, key

@@ -1,0 +1,135 @@
+"""Counted FLOPs (torch.utils.flop_counter.FlopCounterMode), never estimated from parameter counts.
+
+Convention: FlopCounterMode's. A multiply-add is 2 FLOPs; matrix products, convolutions and
+attention are counted, elementwise work (activations, bias adds, losses, optimiser updates) is not.
+Backward passes count the products they compute: for a linear layer 2x its forward (input and
+weight gradients), except where no input gradient is needed (the first layer).
+
+A `FlopMeter` counts one span of work (a task's training, one evaluation). Training loops mark
+themselves with `loop()` and each step with `step(key, samples)` (`training.fit` and the
+meta-learners' loops do). Under `full` every operation of the span runs under FlopCounterMode, which
+makes small-batch training several times slower. Under `basic` (`sampled=True`) the span runs under
+it except inside marked loops, where the first two steps of each `key` are counted and, when they
+agree, the others are counted as copies of the first. `key` should fix the step's work (the batch
+size, the episode shapes): then the product is the same number as the full count
+(tests/unit/test_cost.py checks it on naive, replay, EWC and MAML). A key whose first two steps
+differ (a buffer filling up inside the task) has every one of its steps counted.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Hashable
+
+from torch.utils.flop_counter import FlopCounterMode
+
+_meter: FlopMeter | None = None  # the meter of the span being counted; None outside any
+_NOTHING = nullcontext()
+
+
+@dataclass
+class _KeyCounts:
+    """The steps of one key: those counted and those taken as copies of the first."""
+
+    first: int  # FLOPs of the key's first step
+    counted: int  # FLOPs of all its counted steps
+    steps: int = 1  # steps counted
+    copies: int = 0  # steps taken as copies of the first
+    steady: bool | None = None  # whether the second step equalled the first; None before it
+
+    @property
+    def flops(self) -> int:
+        return self.counted + self.first * self.copies
+
+
+class FlopMeter:
+    def __init__(self, sampled: bool):
+        self.sampled = sampled
+        self.flops = self.marked_steps = self.samples = 0
+        self._mode: FlopCounterMode | None = None
+        self._per_key: dict[Hashable, _KeyCounts] = {}
+
+    @contextmanager
+    def span(self):
+        """Count the block's FLOPs (and marked steps and samples) into this meter."""
+        global _meter
+        if _meter is not None:
+            raise RuntimeError("FLOP counting spans do not nest")
+        self.flops = self.marked_steps = self.samples = 0
+        self._per_key = {}
+        _meter = self
+        self._open()
+        try:
+            yield self
+        finally:
+            self._close()
+            _meter = None
+            self.flops += sum(counts.flops for counts in self._per_key.values())
+
+    def _open(self) -> None:
+        self._mode = FlopCounterMode(display=False)
+        self._mode.__enter__()
+
+    def _close(self) -> None:
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
+            self.flops += self._mode.get_total_flops()
+            self._mode = None
+
+    @contextmanager
+    def _pause(self):
+        self._close()
+        try:
+            yield
+        finally:
+            self._open()
+
+    @contextmanager
+    def _sampled_step(self, key: Hashable):
+        counts = self._per_key.get(key)
+        if counts is not None and counts.steady:
+            counts.copies += 1
+            yield
+            return
+        with FlopCounterMode(display=False) as mode:
+            yield
+        flops = mode.get_total_flops()
+        if counts is None:
+            self._per_key[key] = _KeyCounts(flops, flops)
+            return
+        counts.counted += flops
+        counts.steps += 1
+        if counts.steady is None:
+            counts.steady = flops == counts.first
+
+
+def loop():
+    """Mark a training loop: under `basic`, only its steps' first occurrences are counted."""
+    meter = _meter
+    if meter is None or not meter.sampled:
+        return _NOTHING
+    return meter._pause()
+
+
+def step(key: Hashable, samples: int):
+    """Mark one training step whose work `key` fixes, on `samples` training examples of the task."""
+    meter = _meter
+    if meter is None:
+        return _NOTHING
+    meter.marked_steps += 1
+    meter.samples += samples
+    if meter._mode is not None:  # full, or a step outside a marked loop: the span's mode counts it
+        return _NOTHING
+    return meter._sampled_step(key)
+
+
+def episode_shapes(episodes) -> tuple:
+    """The key of a meta-learning step: the shapes of its (x_support, y_support, x_query, y_query)."""
+    return tuple(tuple(part.shape) for part in episodes)
+
+
+def episode_examples(episodes) -> int:
+    """Examples in a meta-batch of episodes: support and query, (episodes, examples, ...) each."""
+    x_support, _, x_query, _ = episodes
+    return x_support.shape[0] * x_support.shape[1] + x_query.shape[0] * x_query.shape[1]

@@ -60,6 +60,9 @@ class AGEM(Strategy):
 
         return project
 
+    def stored_examples(self) -> int:
+        return self.memory.filled
+
     def state_dict(self) -> dict:
         return {**super().state_dict(), **self.memory.state_dict()}
 

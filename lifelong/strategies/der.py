@@ -74,6 +74,9 @@ class DER(Strategy):
         loss = fit(self.model, self.optimizer, task, spec, self.ctx.shuffle_generator(task), mask, batch_loss)
         return {"train_loss": loss, "buffer_filled": self.buffer.filled}
 
+    def stored_examples(self) -> int:
+        return self.buffer.filled
+
     def state_dict(self) -> dict:
         return {**super().state_dict(), **self.buffer.state_dict()}
 

@@ -90,6 +90,9 @@ class FTML(MAML):
             return lambda x: adapt.forward(self.model, adapted, x)
         return super().predictor(task, support)
 
+    def stored_examples(self) -> int:
+        return sum(len(task.x_train) for task in self.buffer.values())
+
     def state_dict(self) -> dict:
         return {**super().state_dict(), "buffer_tasks": list(self.buffer)}
 

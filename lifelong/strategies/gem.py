@@ -83,6 +83,9 @@ class GEM(Strategy):
 
         return project
 
+    def stored_examples(self) -> int:
+        return sum(len(memory["y"]) for memory in self.memories)
+
     def state_dict(self) -> dict:
         return {**super().state_dict(), "memories": self.memories}
 

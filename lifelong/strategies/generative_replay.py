@@ -118,6 +118,10 @@ class GenerativeReplay(Strategy):
         return {"train_loss": loss, "generator_loss": generator_loss_mean,
                 "generator_parameters": sum(p.numel() for p in self.generator.parameters())}
 
+    def stored_examples(self) -> int:
+        """No examples: the generator's parameters stand for them (what the cost record counts)."""
+        return sum(p.numel() for p in self.generator.parameters())
+
     def state_dict(self) -> dict:
         return {**super().state_dict(), "generator": self.generator.state_dict(),
                 "generator_optimizer": self.generator_optimizer.state_dict(), "tasks_seen": self.tasks_seen}

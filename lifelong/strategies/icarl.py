@@ -133,6 +133,9 @@ class ICaRL(Strategy):
 
         return nearest_mean
 
+    def stored_examples(self) -> int:
+        return len(self.exemplars["x"])
+
     def state_dict(self) -> dict:
         return {**super().state_dict(), "exemplars": self.exemplars, "seen_classes": self.seen_classes,
                 "means": self.means}

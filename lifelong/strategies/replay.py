@@ -47,7 +47,7 @@ class Replay(Strategy):
         self.buffer.add_task(task, self.ctx.seed, **({} if mask is None else {"mask": mask}))
 
     def stored_examples(self) -> int:
-        return self.filled
+        return self.buffer.filled
 
     def _fit_with_replay(self, task: Task, mask: torch.Tensor | None) -> float:
         shuffle = self.ctx.shuffle_generator(task)

@@ -83,13 +83,18 @@ def _cuda_device_count() -> int:
 
 def _start_worker(worker_index, cuda_devices: int, driver_pid: int) -> None:
     _end_with_driver(driver_pid)
+    _take_device(worker_index, cuda_devices)
+    import lifelong.report.figures  # noqa: F401  (matplotlib: the report's figures)
+    import lifelong.run  # noqa: F401  (torch, pandas, the engine: all loaded before the first job arrives)
+
+
+def _take_device(worker_index, cuda_devices: int) -> None:
+    """Worker i sees CUDA device i mod count alone, when there are several."""
     with worker_index.get_lock():
         index = worker_index.value
         worker_index.value += 1
     if cuda_devices > 1:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(index % cuda_devices)
-    import lifelong.report.figures  # noqa: F401  (matplotlib: the report's figures)
-    import lifelong.run  # noqa: F401  (torch, pandas, the engine: all loaded before the first job arrives)
 
 
 def _end_with_driver(driver_pid: int) -> None:

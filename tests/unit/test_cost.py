@@ -132,6 +132,24 @@ def test_task_costs_of_naive_and_replay():
     assert record.task_cost[1]["train_flops"] > 3 * pass_cost  # the replayed half of each batch
 
 
+@pytest.mark.parametrize("name, params, stored", [
+    ("agem", {"buffer_size": 30}, [30, 30]), ("der", {"buffer_size": 30}, [30, 30]),
+    ("gem", {"memory_per_task": 20}, [20, 40]),
+    ("icarl", {"memory_size": 30}, [30, 28]),  # K // classes seen per class: 15 x 2, then 7 x 4
+    ("ftml", {"meta_steps": 1, "meta_batch": 1}, [50, 100]),  # every example of every task seen
+    ("generative_replay", {"generator_hidden": [8], "latent_dim": 2, "likelihood": "gaussian"}, "generator")])
+def test_memory_strategies_count_what_they_keep(name, params, stored):
+    from lifelong.strategies.registry import strategy_class
+
+    stream = blob_stream(n_tasks=2, n_per_class=25)  # 50 training examples per task
+    learner = strategy_class(name)(params)
+    learner.setup(context(stream, epochs=1))
+    record = play(learner, learner.ctx, name)
+    if stored == "generator":  # a generative strategy keeps its generator's parameters in place of examples
+        stored = [sum(p.numel() for p in learner.generator.parameters())] * 2
+    assert [c["stored_examples"] for c in record.task_cost] == stored
+
+
 def test_cost_off_records_no_cost_but_the_task_peak_memory(blobs):
     learner = Naive()
     ctx = context(blobs)

@@ -217,17 +217,19 @@ def test_only_the_ray_backend_imports_ray():
 def test_local_workers_share_the_cores_and_take_one_cuda_device_each(monkeypatch):
     import multiprocessing
 
-    from lifelong.sweep.local import LocalBackend, _start_worker
+    from lifelong.sweep.local import LocalBackend, _take_device
 
     cores = len(os.sched_getaffinity(0))
-    assert LocalBackend(jobs=2).threads == max(1, cores // 2) and LocalBackend(jobs=1).threads == cores
+    pool = LocalBackend(jobs=2)
+    pool.close()
+    assert pool.threads == max(1, cores // 2) and LocalBackend(jobs=1).threads == cores
     counter = multiprocessing.get_context("spawn").Value("i", 0)
     seen = []
     for _ in range(3):
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-        _start_worker(counter, cuda_devices=2)
+        _take_device(counter, cuda_devices=2)
         seen.append(os.environ["CUDA_VISIBLE_DEVICES"])
     assert seen == ["0", "1", "0"]
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    _start_worker(counter, cuda_devices=1)  # one device: every worker keeps seeing it
+    _take_device(counter, cuda_devices=1)  # one device: every worker keeps seeing it
     assert "CUDA_VISIBLE_DEVICES" not in os.environ

@@ -2,7 +2,6 @@
 trains only the tasks after its checkpoints and ends with the record of an uninterrupted run."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

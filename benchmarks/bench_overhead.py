@@ -106,7 +106,7 @@ def timed(fn) -> tuple:
     return time.process_time() - cpu, time.perf_counter() - wall, result
 
 
-def measure(variant: str, stream, context) -> dict:
+def measure(variant: str, stream, context, cost: str = "basic") -> dict:
     """CPU and wall seconds of one variant's loop, its accuracy matrix, and EWC's inner timings."""
     from lifelong.orchestrator import play
     from lifelong.seeding import derive_seed
@@ -126,7 +126,7 @@ def measure(variant: str, stream, context) -> dict:
         if hasattr(strategy, name):  # an older engine may lack one (no add_penalty_grad before point 8)
             inner[name] = 0.0
             setattr(strategy, name, accumulated(getattr(strategy, name), inner, name, time.process_time))
-    cpu, wall, record = timed(lambda: play(strategy, ctx, variant))
+    cpu, wall, record = timed(lambda: play(strategy, ctx, variant, cost=cost))
     return {"cpu": cpu, "wall": wall, "scores": record.scores.tolist(), **inner}
 
 
@@ -135,7 +135,8 @@ def measure(variant: str, stream, context) -> dict:
 def render(data: dict) -> str:
     runs, med = data["runs"], statistics.median
     lines = [f"split Fashion-MNIST {N_TASKS} x 2 classes, {data['train_per_task']} training / {data['test_per_task']} "
-             f"test examples per task, batch {BATCH}, 1 epoch; torch threads {data['threads']}; {data['reps']} "
+             f"test examples per task, batch {BATCH}, 1 epoch; cost accounting {data.get('cost', 'basic')}; "
+             f"torch threads {data['threads']}; {data['reps']} "
              f"rounds after a warm-up; 1-min load average {data['load'][0]:.1f} -> {data['load'][1]:.1f}"
              + (" (shared machine: noisy)" if max(data["load"]) > 1.5 else ""),
              "", "| variant | loop CPU s (median) | wall s | CPU / bare CPU, median [min-max] | goal |",
@@ -168,6 +169,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5, help="measured rounds after the warm-up round")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--variants", nargs="+", default=["bare", "bare-replay", "naive", "replay", "ewc"])
+    parser.add_argument("--cost", choices=("off", "basic", "full"), default="basic",
+                        help="the engine's cost accounting (lifelong.cost); basic is a run's default")
     parser.add_argument("--json", help="also write every measurement here")
     args = parser.parse_args()
     if "bare" not in args.variants:
@@ -180,13 +183,13 @@ def main() -> None:
     for round_ in range(args.reps + 1):
         shift = round_ % len(args.variants)
         for variant in args.variants[shift:] + args.variants[:shift]:
-            result = measure(variant, stream, context)
+            result = measure(variant, stream, context, args.cost)
             if round_:
                 runs[variant].append(result)
             print(f"  round {round_}{' (warm-up)' if not round_ else ''} {variant:12s} CPU {result['cpu']:.3f} s",
                   file=sys.stderr, flush=True)
     load.append(os.getloadavg()[0])
-    data = {"runs": runs, "reps": args.reps, "threads": args.threads, "load": load,
+    data = {"runs": runs, "reps": args.reps, "threads": args.threads, "load": load, "cost": args.cost,
             "train_per_task": len(stream.tasks[0].x_train), "test_per_task": len(stream.tasks[0].x_test)}
     if args.json:
         Path(args.json).write_text(json.dumps(data, indent=1))

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from lifelong import adapt
+from lifelong.cost import flops
 from lifelong.seeding import derive_seed
 from lifelong.strategies.meta_base import MetaLearner
 from lifelong.strategies.replay import Replay
@@ -85,14 +86,18 @@ class ContinualMetaLearner(Replay, MetaLearner):
         draw = torch.Generator(device=self.ctx.device).manual_seed(derive_seed(self.ctx.seed, "buffer", task.id, 1))
         inner_loss = self._loss_fn(task)
         total, updates = torch.zeros((), device=self.ctx.device), 0
-        for _ in range(self.ctx.training.epochs):
-            for idx in minibatches(len(task.x_train), size, shuffle):
-                x, y, rows = with_memories(self, task, idx, self.params.replay_batch_size or len(idx), mask, masks,
-                                           draw)
-                loss = self.meta_update(x[:len(idx)].split(step), y[:len(idx)].split(step), x, y, inner_loss,
-                                        lambda out, target, rows=rows: task_loss(out, target, task.kind, rows))
-                total += loss.detach()
-                updates += 1
+        with flops.loop():  # a step's work is fixed by its trajectory's size (the buffer is fixed in a task)
+            for _ in range(self.ctx.training.epochs):
+                for idx in minibatches(len(task.x_train), size, shuffle):
+                    with flops.step(len(idx), len(idx)):
+                        x, y, rows = with_memories(self, task, idx, self.params.replay_batch_size or len(idx), mask,
+                                                   masks, draw)
+                        loss = self.meta_update(x[:len(idx)].split(step), y[:len(idx)].split(step), x, y,
+                                                inner_loss,
+                                                lambda out, target, rows=rows: task_loss(out, target, task.kind,
+                                                                                         rows))
+                    total += loss.detach()
+                    updates += 1
         mean = total / updates
         adapt.check_finite(mean, f"meta-training loss on task {task.name!r}", fix=self._non_finite_fix())
         self.remember(task, mask)

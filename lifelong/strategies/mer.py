@@ -28,6 +28,7 @@ import torch
 from pydantic import Field
 
 from lifelong.seeding import derive_seed
+from lifelong.cost import flops
 from lifelong.strategies.continual_meta import chunk, with_memories
 from lifelong.strategies.replay import Replay, ReplayParams
 from lifelong.streams.task import Task
@@ -55,24 +56,26 @@ class MER(Replay):
         weights = list(self.model.parameters())
         total, count = torch.zeros((), device=self.ctx.device), 0
         self.model.train()
-        for _ in range(training.epochs):
-            for idx in minibatches(len(task.x_train), training.batch_size, shuffle):
-                start = [w.detach().clone() for w in weights]
-                for _ in range(p.batches):
-                    before = [w.detach().clone() for w in weights]
-                    x, y, rows = with_memories(self, task, idx, p.replay_batch_size or training.batch_size, mask,
-                                               masks, draw)
-                    order = torch.randperm(len(x), generator=draw, device=self.ctx.device)
-                    for piece in order.split(chunk(len(x), p.steps)):
-                        loss = task_loss(self.model(x[piece]), y[piece], task.kind,
-                                         None if rows is None else rows[piece])
-                        self.optimizer.zero_grad(set_to_none=True)
-                        loss.backward()
-                        self.optimizer.step()
-                        total += loss.detach()
-                        count += 1
-                    reptile(weights, before, p.beta)
-                reptile(weights, start, p.gamma)
+        with flops.loop():  # a minibatch's work is fixed by its size (the buffer is fixed in a task)
+            for _ in range(training.epochs):
+                for idx in minibatches(len(task.x_train), training.batch_size, shuffle):
+                    with flops.step(len(idx), len(idx)):
+                        start = [w.detach().clone() for w in weights]
+                        for _ in range(p.batches):
+                            before = [w.detach().clone() for w in weights]
+                            x, y, rows = with_memories(self, task, idx, p.replay_batch_size or training.batch_size,
+                                                       mask, masks, draw)
+                            order = torch.randperm(len(x), generator=draw, device=self.ctx.device)
+                            for piece in order.split(chunk(len(x), p.steps)):
+                                loss = task_loss(self.model(x[piece]), y[piece], task.kind,
+                                                 None if rows is None else rows[piece])
+                                self.optimizer.zero_grad(set_to_none=True)
+                                loss.backward()
+                                self.optimizer.step()
+                                total += loss.detach()
+                                count += 1
+                            reptile(weights, before, p.beta)
+                        reptile(weights, start, p.gamma)
         mean = float(total) / count
         if not math.isfinite(mean):
             raise NonFiniteLossError(f"training loss on task {task.name!r} became non-finite; lower training.lr "

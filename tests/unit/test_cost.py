@@ -20,7 +20,9 @@ from lifelong.evaluation.efficiency import Costs
 from lifelong.evaluation.registry import METRICS
 from lifelong.orchestrator import play
 from lifelong.strategies.ewc import EWC
+from lifelong.strategies.lamaml import LaMAML
 from lifelong.strategies.maml import MAML
+from lifelong.strategies.mer import MER
 from lifelong.strategies.naive import Naive
 from lifelong.strategies.replay import Replay
 from lifelong.streams.task import Task
@@ -90,7 +92,8 @@ def test_a_key_whose_steps_differ_has_every_step_counted():
 
 
 @pytest.mark.parametrize("strategy", [Naive, lambda: Replay({"buffer_size": 30}), lambda: EWC({"lambda": 10.0}),
-                                      lambda: MAML({"meta_steps": 4, "meta_batch": 2, "shots": 2, "queries": 3})])
+                                      lambda: MAML({"meta_steps": 4, "meta_batch": 2, "shots": 2, "queries": 3}),
+                                      lambda: MER({"buffer_size": 30}), lambda: LaMAML({"buffer_size": 30})])
 def test_basic_counts_the_same_flops_as_full(strategy):
     """One counted step per shape, times the steps, equals counting every step: replay's replayed
     batch, EWC's penalty and Fisher (computed outside the loop) and MAML's episodes included."""
@@ -109,6 +112,8 @@ def test_basic_counts_the_same_flops_as_full(strategy):
     assert np.array_equal(basic.scores, full.scores)  # counting never changes what is learned
     if isinstance(learner, MAML):  # 4 meta-steps of 2 episodes of 2 classes x (2 + 3) examples
         assert all(c["gradient_steps"] == 4 and c["samples_seen"] == 4 * 2 * 2 * 5 for c in basic.task_cost)
+    elif isinstance(learner, MER):  # 2 SGD steps per minibatch: more updates than marked steps, so no sample count
+        assert all(c["gradient_steps"] == 2 * 4 * 2 and math.isnan(c["samples_seen"]) for c in basic.task_cost)
     else:
         assert all(c["gradient_steps"] == 2 * 4 and c["samples_seen"] == 2 * 50 for c in basic.task_cost)
 

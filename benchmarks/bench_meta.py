@@ -4,6 +4,7 @@ vmapped few-shot evaluation, and MAML's memory as the inner loop grows.
     python benchmarks/bench_meta.py                          # all four parts (quality takes minutes)
     python benchmarks/bench_meta.py --parts speed memory     # some parts
     python benchmarks/bench_meta.py --iterations 2000 --threads 1 --json results.json
+    python benchmarks/bench_meta.py --device cuda --parts speed evaluation memory   # on a GPU
 
 The setup is Finn et al. (2017), section 5.1: an MLP 1-40-40-1 with ReLU, sinusoids with
 amplitude in [0.1, 5] and phase in [0, pi] on x in [-5, 5], K = 10 support and 10 query points
@@ -26,13 +27,14 @@ holds 25 x iterations training functions, so no function is expected to repeat o
 
 Peak memory is what the torch CPU allocator holds at most during the measured call beyond what
 it held before (from the profiler's allocation events; the figure `torch.cuda.max_memory_allocated`
-gives on a GPU). Times are medians over `--reps` repetitions. Meta-SGD learns its step sizes for
+gives on a GPU, and what `--device cuda` reports). Times are medians over `--reps` repetitions. Meta-SGD learns its step sizes for
 one inner step (Li et al. 2017); where ten steps of them diverge the table says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -58,6 +60,7 @@ from lifelong.streams.task import Stream
 from lifelong.training import NonFiniteLossError, TrainingSpec
 
 SEED = 0
+DEVICE = torch.device("cpu")  # --device sets it
 K, QUERY, INNER_LR, META_BATCH, META_LR = 10, 10, 0.01, 25, 1e-3
 HELD_OUT, HELD_OUT_QUERY, EVAL_STEPS = 200, 100, 10
 FINN = {"inner_lr": INNER_LR, "inner_steps": 1, "meta_batch": META_BATCH, "shots": K}
@@ -72,24 +75,32 @@ PARAMS = {
 # =========================================================================== shared
 
 def finn_stream(n_functions: int, test_functions: int = HELD_OUT) -> Stream:
-    return build_stream(SinusoidFamilySpec(
+    stream = build_stream(SinusoidFamilySpec(
         name="finn_sinusoids", builder="sinusoid_family", n_tasks=1, seed=SEED, functions_per_task=n_functions,
         points_per_function=K + QUERY, test_functions=test_functions, test_points_per_function=K + HELD_OUT_QUERY))
+    return dataclasses.replace(stream, tasks=tuple(task.to(DEVICE) for task in stream.tasks))
 
 
 def learner(name: str, stream: Stream, **params) -> MetaLearner:
     ctx = StrategyContext(stream, ModelSpec(type="mlp", hidden=[40, 40], activation="relu"), TrainingSpec(),
-                          torch.device("cpu"), SEED, EvaluationSpec(mode="few-shot", shots=K, steps=EVAL_STEPS))
+                          DEVICE, SEED, EvaluationSpec(mode="few-shot", shots=K, steps=EVAL_STEPS))
     strategy = strategy_class(name)({**PARAMS[name], **params})
     strategy.setup(ctx)
     return strategy
+
+
+def synchronized(call: Callable[[], object]) -> None:
+    """Run `call` and wait for the GPU work it queued, so wall time covers it."""
+    call()
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 def median_time(call: Callable[[], object], reps: int) -> float:
     times = []
     for _ in range(reps):
         started = time.perf_counter()
-        call()
+        synchronized(call)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -98,8 +109,15 @@ def peak_memory_mb(call: Callable[[], object]) -> float:
     """Most bytes the torch CPU allocator held during `call` beyond what it held before.
 
     Read from the profiler's allocation events, each of which carries the allocator's running
-    total (torch's higher-level memory timeline crashes on vmapped code in torch 2.13).
+    total (torch's higher-level memory timeline crashes on vmapped code in torch 2.13). On a GPU,
+    the CUDA allocator's own peak.
     """
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+        before = torch.cuda.memory_allocated(DEVICE)
+        torch.cuda.reset_peak_memory_stats(DEVICE)
+        synchronized(call)
+        return (torch.cuda.max_memory_allocated(DEVICE) - before) / 2**20
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         call()
     allocations = []
@@ -217,7 +235,7 @@ def speed(iterations: int, reps: int) -> list[dict]:
         strategy = learner(name, stream, meta_steps=iterations)
         query = 0 if name == "reptile" else QUERY
         sample = episode_sampler(task, K, query, "bench")
-        draw = torch.Generator().manual_seed(SEED)
+        draw = torch.Generator(DEVICE).manual_seed(SEED)
         batches = [sample(META_BATCH, draw) for _ in range(iterations)]
 
         bare_model = strategy.ctx.new_model()
@@ -277,7 +295,7 @@ def evaluation(reps: int, n_tasks: int = 100) -> dict:
 
 def memory(reps: int) -> list[dict]:
     stream = finn_stream(META_BATCH * 10, test_functions=1)
-    batch = episode_sampler(stream.tasks[0], K, QUERY, "bench")(META_BATCH, torch.Generator().manual_seed(SEED))
+    batch = episode_sampler(stream.tasks[0], K, QUERY, "bench")(META_BATCH, torch.Generator(DEVICE).manual_seed(SEED))
     results = []
     for first_order, amp in ((False, "off"), (True, "off"), (False, "bfloat16")):
         for steps in (1, 5, 10, 20):
@@ -306,17 +324,20 @@ def main() -> None:
     parser.add_argument("--speed-iterations", type=int, default=200)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} thread(s)")
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else platform.processor() or platform.machine()
+    print(f"torch {torch.__version__}, {where}, {torch.get_num_threads()} thread(s)")
     calls = {"quality": lambda: quality(args.iterations), "speed": lambda: speed(args.speed_iterations, args.reps),
              "evaluation": lambda: evaluation(args.reps), "memory": lambda: memory(args.reps)}
     results = {part: calls[part]() for part in args.parts}
     if args.json:
         with open(args.json, "w") as out:
-            json.dump({"threads": args.threads, "torch": torch.__version__, **results}, out, indent=2, default=float)
+            json.dump({"threads": args.threads, "device": str(DEVICE), "torch": torch.__version__, **results}, out, indent=2, default=float)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,12 @@ def _whole(x: np.ndarray) -> float:
     return float(np.sum(x)) if x.size and not np.isnan(x).any() else NAN
 
 
+def _per(acc: float, amount: float) -> float:
+    """acc / amount, NaN where nothing was spent: a meter can read 0 over a short lifetime (NVML's
+    energy counter is refreshed periodically, so a lifetime shorter than its refresh reads 0 J)."""
+    return acc / amount if amount > 0 else NAN
+
+
 @metric("train_tflops", group=EFFICIENCY, title="training compute", formula="Σ_i F_i / 10^12", better="lower",
         baseline="none", needs=("cost",), reduce=lambda terms: _whole(terms) / 1e12,
         convention="counted training FLOPs of the lifetime in TFLOP (the x axis of the accuracy-compute frontier)",
@@ -84,20 +90,21 @@ def energy_kj(cost: Costs) -> np.ndarray:
 @metric("acc_per_tflop", group=EFFICIENCY, title="accuracy per TFLOP", formula="ACC / (Σ_i F_i / 10^12)",
         better="higher", baseline="none", bounded=True, needs=("R", "cost"),
         convention="final accuracy ACC = mean_j R[T][j] per 10^12 counted training FLOPs of the lifetime "
-                   "(evaluation FLOPs excluded: they depend on the evaluation schedule, not the strategy)",
+                   "(evaluation FLOPs excluded: they depend on the evaluation schedule, not the strategy); n/a "
+                   "where none were counted",
         cells="R[T][j] and F_i of every task")
 def acc_per_tflop(R, cost: Costs) -> np.ndarray:
-    return np.array([_final_acc(R) / (_whole(cost.train_flops) / 1e12)])
+    return np.array([_per(_final_acc(R), _whole(cost.train_flops) / 1e12)])
 
 
 @metric("acc_per_kj", group=EFFICIENCY, title="accuracy per kJ", formula="ACC / (Σ_i E_i / 1000)",
         better="higher", baseline="none", bounded=True, needs=("R", "cost"),
         convention="final accuracy per kilojoule of training energy (E_i: task i's, in J); measured (NVML, "
                    "RAPL) or estimated (CodeCarbon) as the run's energy_method column says; n/a where no backend "
-                   "was available",
+                   "was available or the lifetime read 0 J (shorter than the meter's refresh)",
         cells="R[T][j] and E_i of every task")
 def acc_per_kj(R, cost: Costs) -> np.ndarray:
-    return np.array([_final_acc(R) / (_whole(cost.energy_j) / 1000)])
+    return np.array([_per(_final_acc(R), _whole(cost.energy_j) / 1000)])
 
 
 def _to_reach(R, independent, spent: np.ndarray) -> np.ndarray:

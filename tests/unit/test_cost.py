@@ -305,6 +305,16 @@ def test_missing_energy_makes_the_energy_metric_nan_with_a_reason():
     assert METRICS["acc_per_tflop"].evaluate({"R": R, "cost": costs}).value == pytest.approx(0.7 / 6)
 
 
+def test_a_lifetime_that_read_zero_joules_has_no_accuracy_per_kj():
+    """NVML's counter is refreshed periodically: a lifetime of a few milliseconds on a GPU reads 0 J
+    (seen on an H200), which must give NaN, not a crash after training."""
+    costs = hand_costs()
+    costs.energy_j[:] = 0.0
+    assert math.isnan(METRICS["acc_per_kj"].evaluate({"R": R, "cost": costs}).value)
+    costs.train_flops[:] = 0.0
+    assert math.isnan(METRICS["acc_per_tflop"].evaluate({"R": R, "cost": costs}).value)
+
+
 def test_a_capped_metric_of_nothing_stays_nan():
     assert math.isnan(efficiency._capped(np.array([np.nan])))
 

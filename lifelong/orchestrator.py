@@ -14,6 +14,7 @@ from lifelong.evaluation.correctness import RowCorrectness
 from lifelong.evaluation.evaluator import evaluate_stream_few_shot, evaluate_test_set, few_shot_set_of, test_set_of
 from lifelong.evaluation.record import LifetimeRecord
 from lifelong.evaluation.schedule import Schedule
+from lifelong.evaluation.within_task import WithinTaskProbe
 from lifelong.strategies.base import Strategy, StrategyContext
 from lifelong.training import NonFiniteLossError
 
@@ -25,7 +26,8 @@ class StrategyError(UserError, RuntimeError):
 def play(strategy: Strategy, ctx: StrategyContext, label: str, callbacks: list[Callback] = (),
          record: LifetimeRecord | None = None, cost: str = "basic") -> LifetimeRecord:
     """Evaluate before training (row 0), then learn each task and evaluate as the schedule says
-    (`evaluation.every`, `evaluation.tasks`; by default every task after every task).
+    (`evaluation.every`, `evaluation.tasks`; by default every task after every task), and, with
+    `evaluation.within_task_every`, the task being learned during its training.
 
     Tasks are built when reached and released after; only what evaluation needs (the evaluated
     tasks' test splits) is kept. Given a partly filled `record` (resume, with the strategy's state
@@ -54,11 +56,14 @@ def play(strategy: Strategy, ctx: StrategyContext, label: str, callbacks: list[C
             task = stream.tasks[index].to(ctx.device)
             for cb in callbacks:
                 cb.on_task_start(task, record)
-            with meter.training(strategy, task, ctx) as spent:
+            probe = WithinTaskProbe.active(ctx.evaluation.within_task_every, strategy, task, stream.n_outputs)
+            with meter.training(strategy, task, ctx) as spent, probe as probed:
                 started = time.perf_counter()
                 stats = _guarded(lambda: strategy.learn(task), label, f"learning {task.name}")
                 _synchronize(ctx.device)
                 record.train_seconds[task.id] = time.perf_counter() - started
+            if probed is not None:
+                record.within_task[task.id] = probed.points
             record.peak_memory_mb[task.id] = spent.pop("peak_memory_mb")
             record.train_stats.append(dict(stats or {}))
             record.task_cost.append(spent)

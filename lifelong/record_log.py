@@ -57,10 +57,11 @@ class RecordLog:
         return offset
 
     def task(self, record: LifetimeRecord, task_id: int) -> int:
+        curve = {"within_task": record.within_task[task_id]} if task_id in record.within_task else {}
         return self._append({"line": "task", "strategy": record.strategy, "seed": record.seed, "task": task_id,
                              "train_seconds": record.train_seconds[task_id],
                              "peak_memory_mb": record.peak_memory_mb[task_id], "stats": record.train_stats[task_id],
-                             "cost": record.task_cost[task_id] if task_id < len(record.task_cost) else {}})
+                             "cost": record.task_cost[task_id] if task_id < len(record.task_cost) else {}, **curve})
 
     def _append(self, line: dict) -> int:
         """Append one line in one write; return the log's size after it (a checkpoint's pointer)."""
@@ -131,6 +132,8 @@ def _apply(records: dict[tuple[str, int], LifetimeRecord], line: dict) -> None:
         record.train_seconds[task], record.peak_memory_mb[task] = line["train_seconds"], line["peak_memory_mb"]
         record.train_stats.append(line["stats"])
         record.task_cost.append(line.get("cost", {}))
+        if "within_task" in line:
+            record.within_task[task] = line["within_task"]
         record.completed = task + 1
     elif line["line"] != "correct":  # correctness lines are read by evaluation/flips.py
         raise ValueError(f"unknown line kind {line['line']!r}")

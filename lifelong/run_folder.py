@@ -1,8 +1,9 @@
 """The run folder: where a run's files live and how they are written (atomically: temp file + rename).
 
 Layout: config.yaml, environment.json, record.rows.jsonl (the append-only record, see record_log),
-record.csv (+ record.parquet with pyarrow), timings.csv, curves.csv (few-shot adaptation curves) made
-from it at the end, metrics.json, references.json, report.html, report.md, events.jsonl,
+record.csv (+ record.parquet with pyarrow), timings.csv, curves.csv (few-shot adaptation curves),
+within_task.csv (learning curves during training, with `evaluation.within_task_every`) made from it
+at the end, metrics.json, references.json, report.html, report.md, events.jsonl,
 checkpoints/<label>-seed<N>.pt (and .prev.pt, the one before), checkpoints/config.json (the resolved
 config the checkpoints belong to), error.txt on failure, .lock while a run or resume holds the folder.
 Every path stays inside the folder: a name that would leave it is refused.
@@ -132,7 +133,7 @@ class RunFolder:
             handle.write(json.dumps(event, default=_json_default) + "\n")
 
     def write_tables(self) -> None:
-        """record.csv/.parquet, timings.csv and curves.csv in full, from the record log."""
+        """record.csv/.parquet, timings.csv, curves.csv and within_task.csv in full, from the record log."""
         self.write_records(self.log.read())
 
     def write_records(self, records: list[LifetimeRecord]) -> None:
@@ -147,9 +148,11 @@ class RunFolder:
                 block.to_csv(handle, header=i == 0, index=False)
         timings = pd.concat([_timings(r) for r in records], ignore_index=True)
         atomic_write(self.file("timings.csv"), timings.to_csv(index=False))
-        curves = [r.curves_frame() for r in records if r.curves is not None]
-        if curves:
-            atomic_write(self.file("curves.csv"), pd.concat(curves, ignore_index=True).to_csv(index=False))
+        for name, frames in (("curves.csv", [r.curves_frame() for r in records]),
+                             ("within_task.csv", [r.within_task_frame() for r in records])):
+            frames = [frame for frame in frames if frame is not None]
+            if frames:
+                atomic_write(self.file(name), pd.concat(frames, ignore_index=True).to_csv(index=False))
         try:
             import pyarrow
             import pyarrow.parquet

@@ -14,17 +14,22 @@ agree, the others are counted as copies of the first. `key` should fix the step'
 size, the episode shapes): then the product is the same number as the full count
 (tests/unit/test_cost.py checks it on naive, replay, EWC and MAML). A key whose first two steps
 differ (a buffer filling up inside the task) has every one of its steps counted.
+
+`probing(callback)` calls `callback(samples)` after each marked step of the block, with counting
+suspended: the orchestrator scores the task being learned there (`evaluation.within_task_every`),
+reading `counted_so_far()` for the FLOPs spent up to that step.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Hashable
+from typing import Callable, Hashable
 
 from torch.utils.flop_counter import FlopCounterMode
 
 _meter: FlopMeter | None = None  # the meter of the span being counted; None outside any
+_probe: Callable[[int], None] | None = None  # called after each marked step (see probing)
 _NOTHING = nullcontext()
 
 
@@ -77,6 +82,11 @@ class FlopMeter:
             self.flops += self._mode.get_total_flops()
             self._mode = None
 
+    def so_far(self) -> int:
+        """FLOPs counted since the span began (steps taken as copies included)."""
+        open_mode = self._mode.get_total_flops() if self._mode is not None else 0
+        return self.flops + open_mode + sum(counts.flops for counts in self._per_key.values())
+
     @contextmanager
     def _pause(self):
         self._close()
@@ -114,14 +124,43 @@ def loop():
 
 def step(key: Hashable, samples: int):
     """Mark one training step whose work `key` fixes, on `samples` training examples of the task."""
+    meter, counting = _meter, _NOTHING
+    if meter is not None:
+        meter.marked_steps += 1
+        meter.samples += samples
+        if meter._mode is None:  # else full, or a step outside a marked loop: the span's mode counts it
+            counting = meter._sampled_step(key)
+    return counting if _probe is None else _then_probe(counting, samples)
+
+
+@contextmanager
+def _then_probe(counting, samples: int):
+    with counting:
+        yield
+    with uncounted():
+        _probe(samples)
+
+
+@contextmanager
+def probing(callback: Callable[[int], None]):
+    """Call `callback(samples)` after every marked training step of the block, uncounted."""
+    global _probe
+    _probe = callback
+    try:
+        yield
+    finally:
+        _probe = None
+
+
+def uncounted():
+    """A block whose work is not counted into the current span (a probe evaluation)."""
     meter = _meter
-    if meter is None:
-        return _NOTHING
-    meter.marked_steps += 1
-    meter.samples += samples
-    if meter._mode is not None:  # full, or a step outside a marked loop: the span's mode counts it
-        return _NOTHING
-    return meter._sampled_step(key)
+    return _NOTHING if meter is None or meter._mode is None else meter._pause()
+
+
+def counted_so_far() -> float:
+    """FLOPs of the current span so far; NaN when nothing is being counted (`cost: off`)."""
+    return float("nan") if _meter is None else float(_meter.so_far())
 
 
 def episode_shapes(episodes) -> tuple:

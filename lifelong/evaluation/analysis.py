@@ -48,7 +48,8 @@ def record_metrics(record: LifetimeRecord, refs: ReferenceScores | None = None) 
     why a NaN value is NaN. Metrics needing a reference or curves the run lacks are left out."""
     inputs = {"R": record.scores, "independent": refs.independent if refs else None,
               "joint": refs.joint if refs else None, "curves": record.curves, "flips": record.flips,
-              "l2m": record.l2m, "cost": Costs.of(record.task_cost, record.n_tasks)}
+              "l2m": record.l2m, "cost": Costs.of(record.task_cost, record.n_tasks),
+              "within_task": record.within_task}
     out, per_task, coverage = {}, {}, {}
     for key, entry in METRICS.items():
         if any(inputs[name] is None for name in entry.needs):

@@ -107,47 +107,67 @@ def acc_per_kj(R, cost: Costs) -> np.ndarray:
     return np.array([_per(_final_acc(R), _whole(cost.energy_j) / 1000)])
 
 
-def _to_reach(R, independent, spent: np.ndarray) -> np.ndarray:
-    """Per task j: 0 when its score before its own training R[j-1][j] already reaches REACH·r_j, the
-    task's cost when R[j][j] reaches it, NaN when it is not reached (or the cells were not evaluated)."""
+def _reached(R, independent, within_task: dict[int, list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per task j: whether R[j-1][j] reaches REACH·r_j (before its training), the index of the first
+    point of its within-task curve that reaches it (-1: none, or no curve), whether R[j][j] does."""
     R, r = np.asarray(R, dtype=float), np.asarray(independent, dtype=float)
-    before, after, goal = np.diagonal(R), np.diagonal(R, offset=-1), REACH * r
-    out = np.where(after >= goal, spent, NAN)
-    return np.where(before >= goal, 0.0, out)
+    goal = REACH * r
+    first = np.full(len(r), -1)
+    for task, points in within_task.items():
+        hits = np.flatnonzero(np.asarray(points, dtype=float).reshape(-1, 4)[:, 3] >= goal[task])
+        first[task] = hits[0] if hits.size else -1
+    return np.diagonal(R) >= goal, first, np.diagonal(R, offset=-1) >= goal
+
+
+def _to_reach(R, independent, spent: np.ndarray, within_task: dict[int, list], column: int) -> np.ndarray:
+    """Per task j: 0 when its score before its own training R[j-1][j] already reaches REACH·r_j; else
+    the spending (curve `column`: 1 samples, 2 FLOPs) at the first point of its within-task curve that
+    reaches it; else the task's whole spending when R[j][j] reaches it; NaN when it is not reached (or
+    the cells were not evaluated)."""
+    before, first, after = _reached(R, independent, within_task)
+    out = np.where(after, spent, NAN)
+    for task in np.flatnonzero(first >= 0):
+        out[task] = within_task[task][first[task]][column]
+    return np.where(before, 0.0, out)
 
 
 @metric("flops_to_reach", group=EFFICIENCY, title=f"FLOPs to reach {REACH:.0%} of r_j",
-        formula=f"mean_j [0 if R[j-1][j] ≥ {REACH}·r_j; F_j if R[j][j] ≥ {REACH}·r_j]", better="lower",
+        formula=f"mean_j [0 if R[j-1][j] ≥ {REACH}·r_j; else F_j up to the first curve point (or R[j][j]) "
+                f"≥ {REACH}·r_j]", better="lower",
         baseline="r_j = independent learner, same model and budget", bounded=True,
-        needs=("R", "independent", "cost"),
-        convention="L2M-style sample efficiency at the record's resolution (a task's start and end); F_j = "
-                   "counted training FLOPs of task j; a task not reached by the end of its training has no term "
-                   "(see reach_rate)",
-        cells="R[j-1][j], R[j][j] with r_j and F_j")
-def flops_to_reach(R, independent, cost: Costs) -> np.ndarray:
-    return _to_reach(R, independent, cost.train_flops)
+        needs=("R", "independent", "cost", "within_task"),
+        convention="L2M-style sample efficiency: with `evaluation.within_task_every` set, the counted training "
+                   "FLOPs up to the first within-task score that reaches the level (probes every k steps: the "
+                   "resolution); without it, the task's start and end only (F_j = all of task j's counted "
+                   "training FLOPs); a task not reached by the end of its training has no term (see reach_rate)",
+        cells="R[j-1][j], R[j][j] (and task j's within-task curve) with r_j and F_j")
+def flops_to_reach(R, independent, cost: Costs, within_task) -> np.ndarray:
+    return _to_reach(R, independent, cost.train_flops, within_task, column=2)
 
 
 @metric("samples_to_reach", group=EFFICIENCY, title=f"samples to reach {REACH:.0%} of r_j",
-        formula=f"mean_j [0 if R[j-1][j] ≥ {REACH}·r_j; n_j if R[j][j] ≥ {REACH}·r_j]", better="lower",
+        formula=f"mean_j [0 if R[j-1][j] ≥ {REACH}·r_j; else n_j up to the first curve point (or R[j][j]) "
+                f"≥ {REACH}·r_j]", better="lower",
         baseline="r_j = independent learner, same model and budget", bounded=True,
-        needs=("R", "independent", "cost"),
+        needs=("R", "independent", "cost", "within_task"),
         convention="as flops_to_reach with n_j = training examples of task j drawn by its training steps "
                    "(epochs x examples for minibatch SGD; support + query examples for episodes)",
-        cells="R[j-1][j], R[j][j] with r_j and n_j")
-def samples_to_reach(R, independent, cost: Costs) -> np.ndarray:
-    return _to_reach(R, independent, cost.samples_seen)
+        cells="R[j-1][j], R[j][j] (and task j's within-task curve) with r_j and n_j")
+def samples_to_reach(R, independent, cost: Costs, within_task) -> np.ndarray:
+    return _to_reach(R, independent, cost.samples_seen, within_task, column=1)
 
 
 @metric("reach_rate", group=EFFICIENCY, title=f"tasks reaching {REACH:.0%} of r_j",
-        formula=f"mean_j 1[max(R[j-1][j], R[j][j]) ≥ {REACH}·r_j]", better="higher",
-        baseline="r_j = independent learner, same model and budget", bounded=True, needs=("R", "independent"),
+        formula=f"mean_j 1[R[j-1][j], a within-task score or R[j][j] ≥ {REACH}·r_j]", better="higher",
+        baseline="r_j = independent learner, same model and budget", bounded=True,
+        needs=("R", "independent", "within_task"),
         convention="the share of tasks that flops_to_reach and samples_to_reach average over",
         cells="R[j-1][j], R[j][j] with r_j")
-def reach_rate(R, independent) -> np.ndarray:
+def reach_rate(R, independent, within_task) -> np.ndarray:
     R, r = np.asarray(R, dtype=float), np.asarray(independent, dtype=float)
-    best = np.fmax(np.diagonal(R), np.diagonal(R, offset=-1))
-    return np.where(np.isnan(best) | np.isnan(r), NAN, (best >= REACH * r).astype(float))
+    before, first, after = _reached(R, independent, within_task)
+    unknown = (np.isnan(np.diagonal(R)) & np.isnan(np.diagonal(R, offset=-1)) & (first < 0)) | np.isnan(r)
+    return np.where(unknown, NAN, (before | after | (first >= 0)).astype(float))
 
 
 def _capped(terms: np.ndarray) -> float:

@@ -19,7 +19,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lifelong.errors import ConfigError
 from lifelong.seeding import generator
@@ -49,6 +49,10 @@ class EvaluationSpec(BaseModel):
                                                     "and after the last task)")
     tasks: str = Field(default="all", description="the tasks each evaluation scores: all, seen (trained so far), "
                                                   "seen+next, or sample(n) (n tasks fixed by the stream seed)")
+    within_task_every: int = Field(
+        default=0, ge=0, description="also score the task being learned on its test set after every k-th training "
+                                     "step (0: never): the learning curve that flops_to_reach and samples_to_reach "
+                                     "read (lifelong.evaluation.within_task); standard mode only")
 
     @field_validator("tasks")
     @classmethod
@@ -58,6 +62,13 @@ class EvaluationSpec(BaseModel):
                                                              and int(value[7:-1]) >= 1):
             raise ValueError(f"{value!r} is not a task choice; use {TASK_CHOICES}")
         return value
+
+    @model_validator(mode="after")
+    def _within_task_needs_standard_mode(self):
+        if self.within_task_every and self.mode != "standard":
+            raise ValueError("evaluation.within_task_every scores the task as it is (standard mode); with mode: "
+                             "few-shot set it to 0")
+        return self
 
     @property
     def sample_size(self) -> int | None:

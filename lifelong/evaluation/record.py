@@ -5,6 +5,8 @@ training), higher is better (accuracy, or negative MSE for regression). `losses`
 loss in the same layout. Per-task wall time and peak memory are kept beside them, and what each
 task's training and each evaluation cost (`task_cost`, `eval_cost`: see lifelong.cost.meter). Under
 few-shot evaluation `curves[i, j, s]` is the score after s adaptation steps (scores = last step).
+`within_task[i]` is task i's learning curve during its training, when `evaluation.within_task_every`
+asks for one: [step, samples, flops, score] points (lifelong.evaluation.within_task).
 Cells an evaluation schedule skipped (`evaluation.every`, `evaluation.tasks`) are NaN, so
 `completed`, the number of tasks trained, is kept explicitly rather than read off the matrix.
 """
@@ -36,6 +38,7 @@ class LifetimeRecord:
     completed: int = 0  # tasks trained and (as the schedule says) evaluated; set by the orchestrator
     correct: RowCorrectness | None = None  # the last evaluated row's per-example correctness (classification)
     flips: np.ndarray | None = None  # prediction-flip counts read back from the record log (see flips.py)
+    within_task: dict[int, list[list[float]]] = field(default_factory=dict)  # task -> its learning curve
     l2m: dict | None = None  # L2M metrics of this lifetime, read back from the run's l2m/ folder (lifelong.l2m)
 
     def __post_init__(self) -> None:
@@ -75,6 +78,16 @@ class LifetimeRecord:
         return pd.DataFrame({"strategy": self.strategy, "seed": self.seed, "after_task": after.ravel(),
                              "eval_task": evaluated.ravel(), "step": step.ravel(), "score": self.curves.ravel()})
 
+    def within_task_frame(self) -> pd.DataFrame | None:
+        """Long form of the within-task learning curves: one row per (task, probe)."""
+        if not self.within_task:
+            return None
+        rows = [[task, *point] for task, points in sorted(self.within_task.items()) for point in points]
+        frame = pd.DataFrame(rows, columns=["task", "step", "samples", "flops", "score"])
+        frame.insert(0, "seed", self.seed)
+        frame.insert(0, "strategy", self.strategy)
+        return frame
+
     def to_state(self) -> dict:
         """Primitives and arrays only, for checkpoints loaded with weights_only=True."""
         return {"strategy": self.strategy, "seed": self.seed, "task_names": self.task_names, "kind": self.kind,
@@ -82,7 +95,7 @@ class LifetimeRecord:
                 "train_seconds": self.train_seconds.tolist(), "peak_memory_mb": self.peak_memory_mb.tolist(),
                 "train_stats": self.train_stats, "task_cost": self.task_cost,
                 "eval_cost": {str(k): v for k, v in self.eval_cost.items()}, "curves": None if self.curves is None else self.curves.tolist(),
-                "completed": self.completed}
+                "within_task": {str(k): v for k, v in self.within_task.items()}, "completed": self.completed}
 
     @classmethod
     def from_state(cls, state: dict) -> LifetimeRecord:
@@ -91,4 +104,6 @@ class LifetimeRecord:
         return cls(state["strategy"], state["seed"], list(state["task_names"]), state["kind"], **arrays,
                    train_stats=list(state["train_stats"]), curves=curves,
                    task_cost=list(state.get("task_cost", [])),
-                   eval_cost={int(k): v for k, v in state.get("eval_cost", {}).items()}, completed=int(state["completed"]))
+                   eval_cost={int(k): v for k, v in state.get("eval_cost", {}).items()},
+                   within_task={int(k): v for k, v in state.get("within_task", {}).items()},
+                   completed=int(state["completed"]))

@@ -16,7 +16,7 @@ from typing import Callable, Literal, NamedTuple
 
 import numpy as np
 
-INPUTS = ("R", "independent", "joint", "curves", "flips", "l2m", "cost")  # what a metric's function may take, by name
+INPUTS = ("R", "independent", "joint", "curves", "flips", "l2m", "cost", "within_task")  # what a metric's function may take, by name
 
 
 def defined_mean(x) -> float:

@@ -100,6 +100,7 @@ def load_run(path: str | Path) -> RunData:
                             "training times are not shown")
         _attach_timings(run.records, run.timings)
         _attach_curves(run)
+        _attach_within_task(run)
         _attach_flips_and_l2m(run)
         run.metrics = analyse(run.records, reference_scores(run.references), run.tolerance)
         if not (path / "metrics.json").is_file():
@@ -272,6 +273,20 @@ def _attach_flips_and_l2m(run: RunData) -> None:
             attach(run.records, source)
         except (ValueError, KeyError, TypeError, IndexError) as error:
             run.notes.append(f"{what} cannot be read ({type(error).__name__}: {error}): they are not shown")
+
+
+def _attach_within_task(run: RunData) -> None:
+    """within_task.csv (learning curves during training) back into the records, when the run has one."""
+    if not (run.path / "within_task.csv").is_file():
+        return
+    frame = _read(run, "within_task.csv", _csv, "within-task curves are not used: flops_to_reach and "
+                                                "samples_to_reach fall back to each task's start and end")
+    if frame is None:
+        return
+    for record in run.records:
+        rows = frame[(frame["strategy"] == record.strategy) & (frame["seed"] == record.seed)]
+        for task, points in rows.groupby("task"):
+            record.within_task[int(task)] = points[["step", "samples", "flops", "score"]].to_numpy().tolist()
 
 
 def _attach_curves(run: RunData) -> None:

@@ -275,7 +275,8 @@ INDEPENDENT = np.array([0.8, 0.75])
 
 
 def value(key, **inputs):
-    return METRICS[key].evaluate({"R": R, "independent": INDEPENDENT, "cost": hand_costs(), **inputs}).value
+    return METRICS[key].evaluate({"R": R, "independent": INDEPENDENT, "cost": hand_costs(), "within_task": {},
+                                  **inputs}).value
 
 
 def test_efficiency_metrics_on_hand_worked_numbers():
@@ -295,6 +296,18 @@ def test_a_task_not_reached_has_no_term_and_lowers_the_reach_rate():
     low = np.array([0.9, 0.95])  # task 1 ends at 0.8 < 0.81; task 2 reaches 0.9 >= 0.855 at its end
     assert value("flops_to_reach", independent=low) == pytest.approx(4e12)
     assert value("reach_rate", independent=low) == 0.5
+
+
+def test_a_within_task_curve_gives_the_cost_up_to_the_first_point_that_reaches_the_level():
+    # task 1 (goal 0.72): probes [step, samples, flops, score]; the second reaches it, after 40 samples
+    # and 0.8 TFLOP of its 2; task 2 already reaches its goal before training (0), whatever its curve
+    curve = {0: [[1, 20, 4e11, 0.5], [2, 40, 8e11, 0.75], [3, 60, 1.2e12, 0.9]], 1: [[1, 20, 1e11, 0.1]]}
+    assert value("flops_to_reach", within_task=curve) == pytest.approx((8e11 + 0) / 2)
+    assert value("samples_to_reach", within_task=curve) == pytest.approx((40 + 0) / 2)
+    # task 1 ends at 0.8 < 0.81 but a probe reached 0.9 >= 0.81: it counts as reached, at that probe
+    low = np.array([0.9, 0.95])
+    assert value("flops_to_reach", independent=low, within_task=curve) == pytest.approx((1.2e12 + 4e12) / 2)
+    assert value("reach_rate", independent=low, within_task=curve) == 1.0
 
 
 def test_missing_energy_makes_the_energy_metric_nan_with_a_reason():
@@ -336,7 +349,7 @@ def test_a_run_records_its_cost_and_the_report_shows_it(tmp_path):
     out = tmp_path / "run"
     result = lifelong("run", "configs/quickstart.yaml", cache(tmp_path), "training.epochs=2", "stream.n_tasks=3",
                       "strategies=[{name: naive}, {name: replay, params: {buffer_size: 50}}, {name: independent}]",
-                      "--out", out)
+                      "evaluation.within_task_every=4", "--out", out)
     assert result.returncode == 0, result.stderr
     timings = pd.read_csv(out / "timings.csv")
     assert len(timings) == 9
@@ -362,3 +375,12 @@ def test_a_run_records_its_cost_and_the_report_shows_it(tmp_path):
     compared = lifelong("compare", out, "--out", tmp_path / "cmp")
     assert compared.returncode == 0, compared.stderr
     assert "train_tflops" in (tmp_path / "cmp/compare.md").read_text()
+    # the within-task curves: every 4th step probed; the report, reading within_task.csv back, recomputes
+    # the same flops_to_reach as the run (which had the curves in memory)
+    curves = pd.read_csv(out / "within_task.csv")
+    first = curves[(curves["strategy"] == "naive") & (curves["task"] == 0)]
+    assert first["step"].tolist() == list(range(4, int(naive["gradient_steps"][0]) + 1, 4))
+    from lifelong.report.rundata import load_run
+    recomputed = load_run(out).metrics["per_seed"]["naive"][0]
+    for key in ("flops_to_reach", "samples_to_reach", "reach_rate"):
+        assert recomputed[key] == pytest.approx(metrics["naive"]["0"][key], nan_ok=True)

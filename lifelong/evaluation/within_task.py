@@ -1,7 +1,8 @@
 """Scores of the task being learned, taken during its training (`evaluation.within_task_every: k`).
 
 After every k-th marked training step (lifelong.cost.flops marks the steps of `training.fit` and
-of the meta-learners' loops) the task's own test set is scored, with FLOP counting suspended. Each
+of the meta-learners' loops), and after the last step, the task's own test set is scored, with
+FLOP counting suspended: the curve always ends where the task's training ended. Each
 point is [step, samples, flops, score]: training steps, training examples drawn and counted FLOPs
 since the task began (NaN with `cost: off`), and the score (accuracy, or -MSE). The curve says how
 much compute and data a task needed to reach a level (`flops_to_reach`, `samples_to_reach`), where
@@ -42,12 +43,17 @@ class WithinTaskProbe:
     def _probing(self):
         with flops.probing(self._after_step):
             yield self
+        if self._steps % self.every:  # the last steps were not probed: score the task's end
+            with flops.uncounted():
+                self._score()
 
     def _after_step(self, samples: int) -> None:
         self._steps += 1
         self._samples += samples
-        if self._steps % self.every:
-            return
+        if self._steps % self.every == 0:
+            self._score()
+
+    def _score(self) -> None:
         modes = _training_modes(self.strategy)
         score = float(evaluate_test_set(self.strategy, self.test_set)[0, 0])
         for module, training in modes:

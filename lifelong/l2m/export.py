@@ -1,7 +1,8 @@
 """A run folder's L2M outputs, in <run>/l2m/:
 
     <label>-seed<N>/log/              the lifetime as an l2logger log (see log.py)
-    <label>-seed<N>/ste/<task>/       the single-task expert logs (independent learner, references.json)
+    <label>-seed<N>/ste/<task>/       the single-task expert logs (independent learner: references.json, and
+                                      its learning curves when the run has `independent` with curves)
     <label>-seed<N>/preprocessed.tsv  every logged value: raw, smoothed, normalised (L2M's preprocessing)
     <label>-seed<N>/terminal.tsv      every regime (block x task): its terminal performance
     metrics.json                      per lifetime: L2M metrics, per-task values, transfer per task pair,
@@ -34,6 +35,7 @@ def export_run(run_dir: str | Path, records: list[LifetimeRecord] | None = None)
     references_file = run / "references.json"
     references = reference_scores(json.loads(references_file.read_text()) if references_file.is_file() else None)
     results: dict[str, dict[str, dict]] = {}
+    expert_curves = {record.seed: record.within_task for record in records if record.strategy == "independent"}
     for record in records:
         life = run / L2M_DIR / f"{safe_name(record.strategy, 'strategy label')}-seed{record.seed}"
         scenario = {"lifelong_strategy": record.strategy, "seed": record.seed}
@@ -43,8 +45,9 @@ def export_run(run_dir: str | Path, records: list[LifetimeRecord] | None = None)
         refs = references.get((record.strategy, record.seed))
         for j, score in enumerate(refs.independent if refs is not None and refs.independent is not None else []):
             if not math.isnan(score):
+                curve = [point[3] for point in expert_curves.get(record.seed, {}).get(j, [])]
                 experts[names[j]] = write_expert_log(j, record.task_names[j], float(score), record.score_name,
-                                                     life / "ste" / names[j], scenario)
+                                                     life / "ste" / names[j], scenario, curve)
         result = compute(log, experts)
         write_preprocessing(result, life)
         results.setdefault(record.strategy, {})[str(record.seed)] = {

@@ -66,8 +66,9 @@ def relative_performance(result) -> np.ndarray:
         formula="mean_tasks (sat / sat_expert) · (exp_to_sat_expert / exp_to_sat)", better="higher",
         baseline="the single-task expert's learning curve",
         convention=f"{_SOURCE}; saturation = max of the smoothed training curve; 0 when the curve falls or stays "
-                   "below 20% of the expert's; NaN when a curve peaks at its first experience (Lifelong logs "
-                   "one experience per training block, so it is NaN unless a log brings curves)",
+                   "below 20% of the expert's; NaN when a curve peaks at its first experience. Lifelong logs a "
+                   "training block's curve with `evaluation.within_task_every` (the expert's from the run's "
+                   "`independent` strategy), else one experience per block, and the metric is NaN",
         cells="training curves of two or more experiences, with the expert's", needs=("l2m",))
 def sample_efficiency(result) -> np.ndarray:
     return _per_task(result, "sample_efficiency")

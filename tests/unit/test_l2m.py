@@ -116,6 +116,40 @@ def curves_log(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
     return Path(log.scenario_dir), experts
 
 
+def probed_log(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
+    """A played lifetime (naive on blobs) with within-task curves, and expert logs from the curves of
+    the independent learner on the same stream: what `lifelong l2m` writes for such a run."""
+    import dataclasses
+
+    from lifelong.evaluation.fewshot import EvaluationSpec
+    from lifelong.orchestrator import play
+    from lifelong.strategies.registry import strategy_class
+    from tests.conftest import blob_stream, context
+
+    stream = blob_stream(n_tasks=3, n_per_class=40)
+    records = {}
+    for name in ("naive", "independent"):
+        ctx = dataclasses.replace(context(stream, epochs=2, lr=0.02), evaluation=EvaluationSpec(within_task_every=1))
+        strategy = strategy_class(name)()
+        strategy.setup(ctx)
+        records[name] = play(strategy, ctx, name)
+    naive, independent = records["naive"], records["independent"]
+    log = write_lifetime_log(naive, tmp_path / "log", {"seed": 0})
+    experts = {f"task{j + 1}_{n.lower()}": write_expert_log(
+        j, n, independent.scores[j + 1, j], "accuracy", tmp_path / "ste" / n, {},
+        [point[3] for point in independent.within_task[j]]) for j, n in enumerate(naive.task_names)}
+    return log, experts
+
+
+def test_within_task_curves_give_sample_efficiency(tmp_path):
+    log, experts = probed_log(tmp_path)
+    data = l2logger_util.read_log_data(log)
+    assert (data["block_type"] == "train").sum() == 3 * 10  # 80 examples, batch 16: 5 steps x 2 epochs, each probed
+    result = compute(log, experts)
+    values = [result.per_task[task]["sample_efficiency"] for task in result.tasks]
+    assert np.isfinite(values).all() and "sample_efficiency" not in result.reasons
+
+
 def test_curves_give_sample_efficiency_and_performance_recovery(tmp_path):
     result = compute(*curves_log(tmp_path))
     assert np.isfinite(result.lifetime["sample_efficiency"]) and result.lifetime["sample_efficiency"] > 0
@@ -145,10 +179,10 @@ SPARSE = np.array([[0.2, 0.1, 0.1, 0.1], [np.nan] * 4, [0.8, 0.7, 0.3, 0.2], [np
 
 @pytest.mark.skipif(not L2METRICS_PYTHON, reason="set L2METRICS_PYTHON to a Python with l2metrics 3.1.0 "
                                                   "(it needs NumPy < 2) to cross-check against it")
-@pytest.mark.parametrize("which", ["lifetime", "sparse", "curves"])
+@pytest.mark.parametrize("which", ["lifetime", "sparse", "curves", "probed"])
 def test_values_equal_l2metrics_on_the_same_logs(tmp_path, which):
     logs = {"lifetime": lambda: tiny(tmp_path), "sparse": lambda: tiny(tmp_path, SPARSE, ("a", "b", "c", "d")),
-            "curves": lambda: curves_log(tmp_path)}
+            "curves": lambda: curves_log(tmp_path), "probed": lambda: probed_log(tmp_path)}
     log, experts = logs[which]()
     column = "performance" if which == "curves" else "accuracy"
     env = {**os.environ, "L2DATA": str(tmp_path / "l2data")}

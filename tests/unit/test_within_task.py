@@ -38,6 +38,14 @@ def test_probes_score_the_task_every_k_steps_at_the_flops_counted_so_far_and_cha
     assert not plain.within_task
 
 
+def test_the_curve_ends_where_the_training_ended():
+    record = played(Naive(), every=4)  # steps 4 and 6 (the last, not a multiple of 4)
+    points = np.array(record.within_task[0])
+    assert points[:, 0].tolist() == [4, 6] and points[:, 1].tolist() == [64, 96]
+    assert points[-1, 2] == pytest.approx(record.task_cost[0]["train_flops"])  # the final probe is not counted
+    assert points[-1, 3] == pytest.approx(record.scores[1, 0])
+
+
 def test_with_cost_off_the_curve_has_samples_and_no_flops():
     points = np.array(played(Replay({"buffer_size": 20}), every=3, cost="off").within_task[1])
     assert points[:, 1].tolist() == [48, 96] and np.isnan(points[:, 2]).all()

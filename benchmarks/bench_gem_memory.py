@@ -9,8 +9,8 @@ training and `--test-per-task` test examples per task, MLP 64-100-100-10, SGD lr
 epoch (the GEM protocol's learner on a small stream). Each point runs the engine's `play` (training and
 the evaluation schedule, every `--eval-every` tasks; no run folder) in a fresh interpreter, and reports
 the process's max RSS at the end and the baseline before training (imports and data), so the growth
-is what the lifetime added. `naive` is the reference with no memory. Strategies the engine lacks are
-reported as such.
+is what the lifetime added. `naive` is the reference with no memory. GEM keeps 256 examples per
+task (its default), or all of a smaller task's. Strategies the engine lacks are reported as such.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MARK = "@@GEMMEM@@"
+GEM_MEMORY = 256  # GEM's memory per task (its default), capped at the task's training examples
 
 
 def child(strategy: str, n_tasks: int, train: int, test: int, every: int) -> dict:
@@ -50,7 +51,7 @@ def child(strategy: str, n_tasks: int, train: int, test: int, every: int) -> dic
     ctx = StrategyContext(stream, ModelSpec(hidden=[100, 100]), TrainingSpec(epochs=1, batch_size=10, lr=0.1),
                           torch.device("cpu"), 0, EvaluationSpec(every=every))
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    strategy_ = cls()
+    strategy_ = cls({"memory_per_task": min(GEM_MEMORY, train)} if strategy == "gem" else {})
     strategy_.setup(ctx)
     started = time.perf_counter()
     record = play(strategy_, ctx, strategy)

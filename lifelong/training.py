@@ -104,5 +104,6 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, spec: Tr
     if not math.isfinite(mean_loss):
         raise NonFiniteLossError(
             f"training loss on task {task.name!r} became non-finite (lr={spec.lr}, optimizer={spec.optimizer}); "
-            "lower `training.lr` or, for EWC, `params.lambda`")
+            "lower `training.lr`" + ("" if add_penalty is None else
+                                     " or the penalty's strength (`params.lambda` for EWC, `params.c` for SI)"))
     return mean_loss

@@ -1,6 +1,7 @@
 """Continual-learning baselines: what each one does to the record, checked on tiny blob streams."""
 
 import copy
+import dataclasses
 import sys
 
 import numpy as np
@@ -126,6 +127,14 @@ def test_ewc_reduces_forgetting_against_naive_in_domain_incremental_learning():
 def test_ewc_with_a_huge_lambda_fails_with_the_setting_to_change():
     with pytest.raises(NonFiniteLossError, match="params.lambda"):
         run(EWC({"lambda": 1000.0}), linear_domain_stream(), lr=0.1, epochs=10)
+
+
+def test_a_diverging_plain_fine_tuning_names_the_learning_rate_only():
+    stream = linear_domain_stream()
+    huge = dataclasses.replace(stream, tasks=tuple(dataclasses.replace(t, x_train=t.x_train * 1e38)
+                                                   for t in stream.tasks))
+    with pytest.raises(NonFiniteLossError, match=r"lower `training.lr`$"):
+        run(Naive(), huge)
 
 
 def test_reservoir_keeps_a_bounded_uniform_sample():

@@ -10,7 +10,8 @@ themselves with `loop()` and each step with `step(key, samples)` (`training.fit`
 meta-learners' loops do). Under `full` every operation of the span runs under FlopCounterMode, which
 makes small-batch training several times slower. Under `basic` (`sampled=True`) the span runs under
 it except inside marked loops, where the first two steps of each `key` are counted and, when they
-agree, the others are counted as copies of the first. `key` should fix the step's work (the batch
+agree, the others are counted as copies of the first (in a later task of the lifetime, the first
+step alone when it matches the key's steady count of an earlier task). `key` should fix the step's work (the batch
 size, the episode shapes): then the product is the same number as the full count
 (tests/unit/test_cost.py checks it on naive, replay, EWC and MAML). A key whose first two steps
 differ (a buffer filling up inside the task) has every one of its steps counted.
@@ -48,12 +49,38 @@ class _KeyCounts:
         return self.counted + self.first * self.copies
 
 
+class _GlobalOnly:
+    """The part of ModuleTracker that FlopCounterMode reads, without its hooks: a per-module breakdown
+    is never used here, and tracking modules registers hooks on every module call (measured: most of
+    a counted MLP step's overhead)."""
+
+    parents = frozenset({"Global"})
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args) -> None:
+        pass
+
+
+def counting_mode() -> FlopCounterMode:
+    """A FlopCounterMode that counts the total only."""
+    mode = FlopCounterMode(display=False)
+    if hasattr(mode, "mod_tracker"):
+        mode.mod_tracker = _GlobalOnly()
+    return mode
+
+
 class FlopMeter:
-    def __init__(self, sampled: bool):
+    def __init__(self, sampled: bool, steady: dict[Hashable, int] | None = None):
+        """`steady`: per key, the FLOPs of a step in earlier spans whose steps all agreed (kept by the
+        caller across a lifetime's tasks, and updated here): a first step that matches it is taken as
+        steady at once, so most tasks count one step per key, not two."""
         self.sampled = sampled
         self.flops = self.marked_steps = self.samples = 0
         self._mode: FlopCounterMode | None = None
         self._per_key: dict[Hashable, _KeyCounts] = {}
+        self._steady = {} if steady is None else steady
 
     @contextmanager
     def span(self):
@@ -73,7 +100,7 @@ class FlopMeter:
             self.flops += sum(counts.flops for counts in self._per_key.values())
 
     def _open(self) -> None:
-        self._mode = FlopCounterMode(display=False)
+        self._mode = counting_mode()
         self._mode.__enter__()
 
     def _close(self) -> None:
@@ -102,16 +129,20 @@ class FlopMeter:
             counts.copies += 1
             yield
             return
-        with FlopCounterMode(display=False) as mode:
+        with counting_mode() as mode:
             yield
         flops = mode.get_total_flops()
         if counts is None:
-            self._per_key[key] = _KeyCounts(flops, flops)
+            self._per_key[key] = _KeyCounts(flops, flops, steady=True if self._steady.get(key) == flops else None)
             return
         counts.counted += flops
         counts.steps += 1
         if counts.steady is None:
             counts.steady = flops == counts.first
+            if counts.steady:
+                self._steady[key] = flops
+            else:
+                self._steady.pop(key, None)
 
 
 def loop():

@@ -30,6 +30,7 @@ class CostMeter:
         self.memory = TaskPeakMemory(device)
         self.energy = _energy_meter(str(device), level == "full") if level != "off" else None
         self._pass_flops: dict[int, int] = {}  # training examples -> FLOPs of one pass (same model throughout)
+        self._steady_steps: dict = {}  # step key -> its FLOPs, once a task's steps of that key agreed
 
     @contextmanager
     def training(self, strategy, task, ctx):
@@ -51,7 +52,7 @@ class CostMeter:
         figures["pass_flops"] = self._pass_flops[n]
         updates = [0]
         hook = register_optimizer_step_post_hook(lambda *_: updates.__setitem__(0, updates[0] + 1))
-        flops = FlopMeter(sampled=self.level == "basic")
+        flops = FlopMeter(sampled=self.level == "basic", steady=self._steady_steps)
         self.memory.start()
         self.energy.start()
         try:

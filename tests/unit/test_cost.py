@@ -91,6 +91,23 @@ def test_a_key_whose_steps_differ_has_every_step_counted():
     assert meter.flops == sum(2 * (i + 1) * 4 * 4 for i in range(5))
 
 
+def test_a_later_task_counts_one_step_when_it_matches_the_earlier_steady_count():
+    steady = {}
+
+    def task(rows: int, steps: int = 4):
+        meter = flops.FlopMeter(sampled=True, steady=steady)
+        with meter.span(), flops.loop():
+            for _ in range(steps):
+                with flops.step("k", 1):
+                    torch.ones(rows, 4) @ torch.ones(4, 4)
+        return meter.flops, meter._per_key["k"].steps
+
+    assert task(2) == (4 * 2 * 2 * 16, 2)  # the first task: two steps counted, then steady
+    assert task(2) == (4 * 2 * 2 * 16, 1)  # the same work: its first step matches, the rest are copies
+    assert task(3) == (4 * 2 * 3 * 16, 2)  # other work: counted afresh
+    assert steady == {"k": 2 * 3 * 16}
+
+
 @pytest.mark.parametrize("strategy", [Naive, lambda: Replay({"buffer_size": 30}), lambda: EWC({"lambda": 10.0}),
                                       lambda: MAML({"meta_steps": 4, "meta_batch": 2, "shots": 2, "queries": 3}),
                                       lambda: MER({"buffer_size": 30}), lambda: LaMAML({"buffer_size": 30})])
@@ -379,7 +396,8 @@ def test_a_run_records_its_cost_and_the_report_shows_it(tmp_path):
     # the same flops_to_reach as the run (which had the curves in memory)
     curves = pd.read_csv(out / "within_task.csv")
     first = curves[(curves["strategy"] == "naive") & (curves["task"] == 0)]
-    assert first["step"].tolist() == list(range(4, int(naive["gradient_steps"][0]) + 1, 4))
+    steps = int(naive["gradient_steps"][0])  # every 4th step, and the last
+    assert first["step"].tolist() == sorted({*range(4, steps + 1, 4), steps})
     from lifelong.report.rundata import load_run
     recomputed = load_run(out).metrics["per_seed"]["naive"][0]
     for key in ("flops_to_reach", "samples_to_reach", "reach_rate"):

@@ -143,19 +143,13 @@ def bare_gem(tasks, model, lr, batch_size, seed, memory_per_task=256, margin=0.5
     params = list(model.parameters())
     memories: list[tuple[torch.Tensor, torch.Tensor]] = []
     for t, (x, y, _, _) in enumerate(tasks):
-        if memories:
-            mx, my = torch.cat([m[0] for m in memories]), torch.cat([m[1] for m in memories])
-            sizes = [len(m[1]) for m in memories]
-            eye = torch.eye(len(memories))
         for idx in batches(len(x), batch_size, seed, t):
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if memories:
-                losses = torch.stack([F.cross_entropy(o, target) for o, target in
-                                      zip(model(mx).split(sizes), my.split(sizes))])
-                G = torch.cat([g.reshape(len(sizes), -1) for g in
-                               torch.autograd.grad(losses, params, eye, is_grads_batched=True)], dim=1)
+                G = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(
+                    F.cross_entropy(model(mx), my), params)]) for mx, my in memories])
                 with torch.no_grad():
                     g = torch.cat([p.grad.reshape(-1) for p in params])
                     if (G @ g < 0).any():

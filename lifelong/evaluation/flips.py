@@ -39,17 +39,30 @@ def flip_counts(before, after) -> np.ndarray:
     return np.array([np.sum(before & ~after), np.sum(~before & after), np.sum(~after), after.size], dtype=float)
 
 
-def flip_matrix(rows: list[RowCorrectness], n_tasks: int) -> np.ndarray:
-    """Counts (T+1, T, 4) of each evaluated row against the previous evaluated row (see module doc)."""
-    out = np.full((n_tasks + 1, n_tasks, 4), np.nan)
-    previous: dict[int, np.ndarray] = {}
-    for row in rows:
+class FlipCounter:
+    """The counts (T+1, T, 4) of one lifetime, filled a row at a time: only the previous row's
+    correctness is held (a T = 1,000 lifetime has a thousand rows of 100,000 examples)."""
+
+    def __init__(self, n_tasks: int):
+        self.counts = np.full((n_tasks + 1, n_tasks, 4), np.nan)
+        self.rows = 0
+        self._previous: dict[int, np.ndarray] = {}
+
+    def add(self, row: RowCorrectness) -> None:
         current = row.per_task()
         for task, correct in current.items():
-            if task in previous:
-                out[row.after_task, task] = flip_counts(previous[task], correct)
-        previous = current
-    return out
+            if task in self._previous:
+                self.counts[row.after_task, task] = flip_counts(self._previous[task], correct)
+        self._previous = current
+        self.rows += 1
+
+
+def flip_matrix(rows, n_tasks: int) -> np.ndarray:
+    """Counts (T+1, T, 4) of each evaluated row against the previous evaluated row (see module doc)."""
+    counter = FlipCounter(n_tasks)
+    for row in rows:
+        counter.add(row)
+    return counter.counts
 
 
 def read_flips(log_path: str | Path) -> dict[tuple[str, int], np.ndarray]:
@@ -58,18 +71,17 @@ def read_flips(log_path: str | Path) -> dict[tuple[str, int], np.ndarray]:
     from lifelong.record_log import RecordLog  # the log module imports the record; keep this module light
 
     log = RecordLog(Path(log_path))
-    sizes: dict[tuple[str, int], int] = {}
-    rows: dict[tuple[str, int], list[RowCorrectness]] = {}
+    counters: dict[tuple[str, int], FlipCounter] = {}
     for raw in log.lines():
         if not raw.startswith(_WANTED):
             continue  # a row's scores: not parsed (the rows of a long lifetime are most of the log)
         line = json.loads(raw)
         key = (line["strategy"], line["seed"])
         if line["line"] == "record":
-            sizes[key], rows[key] = len(line["task_names"]), []  # a lifetime (re)starts
+            counters[key] = FlipCounter(len(line["task_names"]))  # a lifetime (re)starts
         elif line["line"] == "correct":
-            rows[key].append(RowCorrectness.from_line(line))
-    return {key: flip_matrix(found, sizes[key]) for key, found in rows.items() if found}
+            counters[key].add(RowCorrectness.from_line(line))
+    return {key: counter.counts for key, counter in counters.items() if counter.rows}
 
 
 def _rate(flips, numerator: int, denominator: int) -> np.ndarray:

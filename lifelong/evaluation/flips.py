@@ -41,10 +41,11 @@ def flip_counts(before, after) -> np.ndarray:
 
 class FlipCounter:
     """The counts (T+1, T, 4) of one lifetime, filled a row at a time: only the previous row's
-    correctness is held (a T = 1,000 lifetime has a thousand rows of 100,000 examples)."""
+    correctness is held (a T = 1,000 lifetime has a thousand rows of 100,000 examples). Counts are
+    float32 (exact up to 2^24 examples per task; NaN where not scored): 16 MB at T = 1,000, not 32."""
 
     def __init__(self, n_tasks: int):
-        self.counts = np.full((n_tasks + 1, n_tasks, 4), np.nan)
+        self.counts = np.full((n_tasks + 1, n_tasks, 4), np.nan, dtype=np.float32)
         self.rows = 0
         self._previous: dict[int, np.ndarray] = {}
 
@@ -85,10 +86,11 @@ def read_flips(log_path: str | Path) -> dict[tuple[str, int], np.ndarray]:
 
 
 def _rate(flips, numerator: int, denominator: int) -> np.ndarray:
-    counts = np.asarray(flips, dtype=float)[1:]  # row 0 has no model before it
+    counts = np.asarray(flips)[1:]  # row 0 has no model before it; no float64 copy of all four counts
+    top, bottom = counts[..., numerator].astype(float), counts[..., denominator].astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        rate = counts[..., numerator] / counts[..., denominator]
-    return np.where(counts[..., denominator] > 0, rate, np.nan).ravel()
+        rate = top / bottom
+    return np.where(bottom > 0, rate, np.nan).ravel()
 
 
 @metric("nfr", group=FLIPS, title="negative flip rate", formula="mean_{i,j} #{right before, wrong after} / n_j",

@@ -164,6 +164,17 @@ def step(key: Hashable, samples: int):
     return counting if _probe is None else _then_probe(counting, samples)
 
 
+def repeated(key: Hashable):
+    """Mark one round of work inside `loop()` that is not a training step but repeats, its work fixed
+    by `key` (a greedy selection's rounds, chunked forward passes): under `basic` it is counted as
+    steps are (the first two rounds of the key, then copies), without counting as a training step.
+    Outside `loop()` the span counts it in full."""
+    meter = _meter
+    if meter is None or meter._mode is not None:  # nothing to count, or every operation is counted
+        return _NOTHING
+    return meter._sampled_step(key)
+
+
 @contextmanager
 def _then_probe(counting, samples: int):
     with counting:

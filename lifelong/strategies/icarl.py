@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from lifelong.cost import flops
 from lifelong.strategies.base import Predictor, Strategy
 from lifelong.strategies.buffers import check_fills
 from lifelong.strategies.episodes import squared_distances
@@ -85,7 +86,9 @@ class ICaRL(Strategy):
             return labels
         self.model.eval()
         x = union.x_train
-        recorded = torch.cat([self.model(x[i:i + self.params.chunk])[:, old] for i in range(0, len(x), self.params.chunk)])
+        with flops.loop():
+            recorded = torch.cat([self._chunk_forward(x[i:i + self.params.chunk])[:, old]
+                                  for i in range(0, len(x), self.params.chunk)])
         labels[:, :len(old)] = torch.sigmoid(recorded)
         return labels
 
@@ -112,11 +115,17 @@ class ICaRL(Strategy):
         seen = []
         hook = last.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
         try:
-            for i in range(0, len(x), self.params.chunk):
-                self.model(x[i:i + self.params.chunk])
+            with flops.loop():
+                for i in range(0, len(x), self.params.chunk):
+                    self._chunk_forward(x[i:i + self.params.chunk])
         finally:
             hook.remove()
         return F.normalize(torch.cat(seen), dim=1)
+
+    def _chunk_forward(self, chunk: torch.Tensor) -> torch.Tensor:
+        """One chunk's forward pass: chunks of one size do the same work (counted twice, then copied)."""
+        with flops.repeated(("forward", tuple(chunk.shape))):
+            return self.model(chunk)
 
     def predictor(self, task: Task, support=None) -> Predictor:
         """Nearest mean of exemplars: -squared distance to each seen class's mean, -inf for the others."""
@@ -153,10 +162,12 @@ def herding(features: torch.Tensor, m: int) -> torch.Tensor:
     total = torch.zeros_like(target)
     taken = torch.zeros(len(features), dtype=torch.bool, device=features.device)
     chosen = []
-    for k in range(1, min(m, len(features)) + 1):
-        distance = ((target - (total + features) / k) ** 2).sum(1).masked_fill(taken, float("inf"))
-        pick = distance.argmin()
-        chosen.append(pick)
-        taken[pick] = True
-        total += features[pick]
+    with flops.loop():  # every round does the same work: counted twice, not m times (cost accounting)
+        for k in range(1, min(m, len(features)) + 1):
+            with flops.repeated(("herding", tuple(features.shape))):
+                distance = ((target - (total + features) / k) ** 2).sum(1).masked_fill(taken, float("inf"))
+                pick = distance.argmin()
+                chosen.append(pick)
+                taken[pick] = True
+                total += features[pick]
     return torch.stack(chosen) if chosen else torch.zeros(0, dtype=torch.long, device=features.device)

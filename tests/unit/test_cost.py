@@ -20,6 +20,7 @@ from lifelong.evaluation.efficiency import Costs
 from lifelong.evaluation.registry import METRICS
 from lifelong.orchestrator import play
 from lifelong.strategies.ewc import EWC
+from lifelong.strategies.icarl import ICaRL
 from lifelong.strategies.lamaml import LaMAML
 from lifelong.strategies.maml import MAML
 from lifelong.strategies.mer import MER
@@ -110,10 +111,12 @@ def test_a_later_task_counts_one_step_when_it_matches_the_earlier_steady_count()
 
 @pytest.mark.parametrize("strategy", [Naive, lambda: Replay({"buffer_size": 30}), lambda: EWC({"lambda": 10.0}),
                                       lambda: MAML({"meta_steps": 4, "meta_batch": 2, "shots": 2, "queries": 3}),
-                                      lambda: MER({"buffer_size": 30}), lambda: LaMAML({"buffer_size": 30})])
+                                      lambda: MER({"buffer_size": 30}), lambda: LaMAML({"buffer_size": 30}),
+                                      lambda: ICaRL({"memory_size": 20, "chunk": 16})])
 def test_basic_counts_the_same_flops_as_full(strategy):
     """One counted step per shape, times the steps, equals counting every step: replay's replayed
-    batch, EWC's penalty and Fisher (computed outside the loop) and MAML's episodes included."""
+    batch, EWC's penalty and Fisher (computed outside the loop), MAML's episodes, and iCaRL's chunked
+    forward passes and herding rounds (marked `repeated`) included."""
     stream = blob_stream(n_tasks=2, n_per_class=25)  # 50 examples, batch 16: steps of 16 and 2
     per_level = {}
     for level in ("basic", "full"):
@@ -131,6 +134,8 @@ def test_basic_counts_the_same_flops_as_full(strategy):
         assert all(c["gradient_steps"] == 4 and c["samples_seen"] == 4 * 2 * 2 * 5 for c in basic.task_cost)
     elif isinstance(learner, MER):  # 2 SGD steps per minibatch: more updates than marked steps, so no sample count
         assert all(c["gradient_steps"] == 2 * 4 * 2 and math.isnan(c["samples_seen"]) for c in basic.task_cost)
+    elif isinstance(learner, ICaRL):  # task 2 trains on its 50 examples and the 20 exemplars
+        assert [(c["gradient_steps"], c["samples_seen"]) for c in basic.task_cost] == [(2 * 4, 2 * 50), (2 * 5, 2 * 70)]
     else:
         assert all(c["gradient_steps"] == 2 * 4 and c["samples_seen"] == 2 * 50 for c in basic.task_cost)
 

@@ -9,12 +9,12 @@ A `FlopMeter` counts one span of work (a task's training, one evaluation). Train
 themselves with `loop()` and each step with `step(key, samples)` (`training.fit` and the
 meta-learners' loops do). Under `full` every operation of the span runs under FlopCounterMode, which
 makes small-batch training several times slower. Under `basic` (`sampled=True`) the span runs under
-it except inside marked loops, where the first two steps of each `key` are counted and, when they
-agree, the others are counted as copies of the first (in a later task of the lifetime, the first
+it except inside marked loops, where the steps of each `key` are counted until two consecutive ones
+agree, and the others are counted as copies of the last (in a later task of the lifetime, the first
 step alone when it matches the key's steady count of an earlier task). `key` should fix the step's work (the batch
 size, the episode shapes): then the product is the same number as the full count
-(tests/unit/test_cost.py checks it on naive, replay, EWC and MAML). A key whose first two steps
-differ (a buffer filling up inside the task) has every one of its steps counted.
+(tests/unit/test_cost.py checks it on naive, replay, EWC, MAML, MER, La-MAML and iCaRL). A key whose
+work changes from step to step (a buffer growing inside the task) is counted until it settles.
 
 `probing(callback)` calls `callback(samples)` after each marked step of the block, with counting
 suspended: the orchestrator scores the task being learned there (`evaluation.within_task_every`),
@@ -36,17 +36,17 @@ _NOTHING = nullcontext()
 
 @dataclass
 class _KeyCounts:
-    """The steps of one key: those counted and those taken as copies of the first."""
+    """The steps of one key: those counted and those taken as copies of the last counted one."""
 
-    first: int  # FLOPs of the key's first step
+    last: int  # FLOPs of the key's last counted step
     counted: int  # FLOPs of all its counted steps
     steps: int = 1  # steps counted
-    copies: int = 0  # steps taken as copies of the first
-    steady: bool | None = None  # whether the second step equalled the first; None before it
+    copies: int = 0  # steps taken as copies of the last counted one
+    steady: bool = False  # two consecutive steps agreed (or the first matched an earlier task's count)
 
     @property
     def flops(self) -> int:
-        return self.counted + self.first * self.copies
+        return self.counted + self.last * self.copies
 
 
 class _GlobalOnly:
@@ -133,16 +133,14 @@ class FlopMeter:
             yield
         flops = mode.get_total_flops()
         if counts is None:
-            self._per_key[key] = _KeyCounts(flops, flops, steady=True if self._steady.get(key) == flops else None)
+            self._per_key[key] = _KeyCounts(flops, flops, steady=self._steady.get(key) == flops)
             return
+        counts.steady = flops == counts.last
+        counts.last = flops
         counts.counted += flops
         counts.steps += 1
-        if counts.steady is None:
-            counts.steady = flops == counts.first
-            if counts.steady:
-                self._steady[key] = flops
-            else:
-                self._steady.pop(key, None)
+        if counts.steady:
+            self._steady[key] = flops
 
 
 def loop():

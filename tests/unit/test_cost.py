@@ -19,6 +19,7 @@ from lifelong.evaluation import efficiency
 from lifelong.evaluation.efficiency import Costs
 from lifelong.evaluation.registry import METRICS
 from lifelong.orchestrator import play
+from lifelong.strategies.der import DER
 from lifelong.strategies.ewc import EWC
 from lifelong.strategies.icarl import ICaRL
 from lifelong.strategies.lamaml import LaMAML
@@ -92,6 +93,17 @@ def test_a_key_whose_steps_differ_has_every_step_counted():
     assert meter.flops == sum(2 * (i + 1) * 4 * 4 for i in range(5))
 
 
+def test_a_key_whose_work_settles_is_counted_until_two_steps_agree():
+    """Rows 1, 2, 3, 3, 3, 3: the steps are counted until the fourth equals the third, then copied."""
+    meter = flops.FlopMeter(sampled=True)
+    with meter.span(), flops.loop():
+        for rows in (1, 2, 3, 3, 3, 3):
+            with flops.step("same key", 1):
+                torch.ones(rows, 4) @ torch.ones(4, 4)
+    assert meter.flops == 2 * 4 * 4 * (1 + 2 + 3 * 4)
+    assert (meter._per_key["same key"].steps, meter._per_key["same key"].copies) == (4, 2)
+
+
 def test_a_later_task_counts_one_step_when_it_matches_the_earlier_steady_count():
     steady = {}
 
@@ -112,7 +124,7 @@ def test_a_later_task_counts_one_step_when_it_matches_the_earlier_steady_count()
 @pytest.mark.parametrize("strategy", [Naive, lambda: Replay({"buffer_size": 30}), lambda: EWC({"lambda": 10.0}),
                                       lambda: MAML({"meta_steps": 4, "meta_batch": 2, "shots": 2, "queries": 3}),
                                       lambda: MER({"buffer_size": 30}), lambda: LaMAML({"buffer_size": 30}),
-                                      lambda: ICaRL({"memory_size": 20, "chunk": 16})])
+                                      lambda: ICaRL({"memory_size": 20, "chunk": 16}), lambda: DER({"buffer_size": 30})])
 def test_basic_counts_the_same_flops_as_full(strategy):
     """One counted step per shape, times the steps, equals counting every step: replay's replayed
     batch, EWC's penalty and Fisher (computed outside the loop), MAML's episodes, and iCaRL's chunked

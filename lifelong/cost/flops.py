@@ -144,7 +144,7 @@ class FlopMeter:
 
 
 def loop():
-    """Mark a training loop: under `basic`, only its steps' first occurrences are counted."""
+    """Mark a training loop: under `basic`, its steps are counted until each key's work settles."""
     meter = _meter
     if meter is None or not meter.sampled:
         return _NOTHING
@@ -165,7 +165,8 @@ def step(key: Hashable, samples: int):
 def repeated(key: Hashable):
     """Mark one round of work inside `loop()` that is not a training step but repeats, its work fixed
     by `key` (a greedy selection's rounds, chunked forward passes): under `basic` it is counted as
-    steps are (the first two rounds of the key, then copies), without counting as a training step.
+    steps are (until two consecutive rounds of the key agree, then copies), without counting as a
+    training step.
     Outside `loop()` the span counts it in full."""
     meter = _meter
     if meter is None or meter._mode is not None:  # nothing to count, or every operation is counted

@@ -20,9 +20,6 @@ from lifelong.cost import flops
 from lifelong.evaluation.evaluator import TestSet, evaluate_test_set
 from lifelong.streams.task import Task
 
-POINT_COLUMNS = ("step", "samples", "flops", "score")
-
-
 class WithinTaskProbe:
     """Scores `task` every `every` marked steps of the training it is active around; `points` holds them."""
 

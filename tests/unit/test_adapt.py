@@ -67,8 +67,13 @@ def grads_of(loss: torch.Tensor, tensors: dict) -> dict:
     return dict(zip(tensors, torch.autograd.grad(loss, list(tensors.values()))))
 
 
+@pytest.mark.parametrize("first_step", ["per-task copies", "shared"])
 @pytest.mark.parametrize("setting", [*SETTINGS, "meta_sgd"])
-def test_vmapped_equals_sequential(setting, data):
+def test_vmapped_equals_sequential(setting, first_step, data, monkeypatch):
+    """Both ways of taking the first inner step of stacked tasks (see `_shared_first_step`; this
+    small MLP is below the size where it is used unless the threshold is lowered) give the same."""
+    if first_step == "shared":
+        monkeypatch.setattr("lifelong.adapt.SHARED_FIRST_STEP", 0)
     model = mlp()
     params = params_of(model)
     xs, ys, xq, yq = data

@@ -1,4 +1,4 @@
-"""Bare PyTorch loops of `hnet` and `generative_replay`, for benchmarks/bench_methods.py.
+"""Bare PyTorch loops of `hnet` and `generative_replay` (VAE and GAN), for benchmarks/bench_methods.py.
 
 `BARE` maps a strategy name to `fn(tasks, model, lr, batch_size, seed) -> None`: the algorithm of the
 engine's strategy with its default settings, in plain torch (nothing imported from `lifelong`), one
@@ -84,6 +84,22 @@ class _VAE(nn.Module):
         return self.decoder(torch.randn(n, DGR["latent_dim"])).sigmoid().view(n, *shape)
 
 
+def solver_epoch(model: nn.Module, optimizer, x, y, batch_size: int, old) -> None:
+    """One epoch of the solver on (x, y) in order, each batch mixed (weight 1 - r) with as many generated
+    inputs labelled by the previous solver: `old` = (previous solver, draw(n) -> inputs), None on task 1."""
+    r = DGR["new_weight"]
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+        loss = F.cross_entropy(model(xb), yb)
+        if old:
+            xr = old[1](batch_size)
+            with torch.no_grad():
+                yr = old[0](xr).argmax(1)
+            loss = r * loss + (1 - r) * F.cross_entropy(model(xr), yr)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+
 def generative_replay(tasks, model: nn.Module, lr: float, batch_size: int, seed: int) -> None:
     """Deep Generative Replay with a VAE: solver then generator per task, each on new + generated inputs."""
     torch.manual_seed(seed)
@@ -95,16 +111,8 @@ def generative_replay(tasks, model: nn.Module, lr: float, batch_size: int, seed:
     for t, (x, y, _, _) in enumerate(tasks):
         old = (copy.deepcopy(model).eval(), copy.deepcopy(vae).eval()) if t else None
         order = torch.randperm(len(x))
-        for idx in order.split(batch_size):
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            if old:
-                xr = old[1].sample(batch_size, shape)
-                with torch.no_grad():
-                    yr = old[0](xr).argmax(1)
-                loss = r * loss + (1 - r) * F.cross_entropy(model(xr), yr)
-            solver_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            solver_opt.step()
+        solver_epoch(model, solver_opt, x[order], y[order], batch_size,
+                     old and (old[0], lambda n: old[1].sample(n, shape)))
         for idx in order.split(batch_size):
             loss = vae.loss(x[idx])
             if old:
@@ -114,4 +122,51 @@ def generative_replay(tasks, model: nn.Module, lr: float, batch_size: int, seed:
             vae_opt.step()
 
 
-BARE = {"hnet": hnet, "generative_replay": generative_replay}
+WGAN_GP = {"generator_lr": 1e-4, "betas": (0.5, 0.9), "critic_updates": 5, "gradient_penalty": 10.0}
+
+
+def generative_replay_gan(tasks, model: nn.Module, lr: float, batch_size: int, seed: int) -> None:
+    """Deep Generative Replay with a WGAN-GP (Shin et al.'s generator): 5 critic steps per generator step,
+    the critic's real inputs the new task's and the previous generator's, weighted r and 1 - r."""
+    torch.manual_seed(seed)
+    shape = tasks[0][0].shape[1:]
+    n_in, d, z, g = math.prod(shape), DGR["hidden"], DGR["latent_dim"], WGAN_GP
+    generator = nn.Sequential(nn.Linear(z, d), nn.ReLU(), nn.Linear(d, n_in), nn.Sigmoid())
+    critic = nn.Sequential(nn.Linear(n_in, d), nn.ReLU(), nn.Linear(d, 1))
+    solver_opt = torch.optim.SGD(model.parameters(), lr=lr)
+    gen_opt = torch.optim.Adam(generator.parameters(), lr=g["generator_lr"], betas=g["betas"])
+    critic_opt = torch.optim.Adam(critic.parameters(), lr=g["generator_lr"], betas=g["betas"])
+    r = DGR["new_weight"]
+
+    def sample(gen, n):
+        with torch.no_grad():
+            return gen(torch.randn(n, z))
+
+    for t, (x, y, _, _) in enumerate(tasks):
+        old = (copy.deepcopy(model).eval(), copy.deepcopy(generator).eval()) if t else None
+        order = torch.randperm(len(x))
+        solver_epoch(model, solver_opt, x[order], y[order], batch_size,
+                     old and (old[0], lambda n: sample(old[1], n).view(-1, *shape)))
+        for idx in order.split(batch_size):
+            parts = [(x[idx].flatten(1), r if old else 1.0)]
+            if old:
+                parts.append((sample(old[1], batch_size), 1 - r))
+            real = torch.cat([p for p, _ in parts])
+            for _ in range(g["critic_updates"]):
+                fake = sample(generator, len(real))
+                between = torch.lerp(fake, real, torch.rand(len(real), 1)).requires_grad_()
+                slope, = torch.autograd.grad(critic(between).sum(), between, create_graph=True)
+                loss = (critic(fake).mean() - sum(w * critic(p).mean() for p, w in parts)
+                        + g["gradient_penalty"] * (slope.norm(dim=1) - 1).square().mean())
+                critic_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                critic_opt.step()
+            critic.requires_grad_(False)
+            loss = -critic(generator(torch.randn(len(real), z))).mean()
+            critic.requires_grad_(True)
+            gen_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gen_opt.step()
+
+
+BARE = {"hnet": hnet, "generative_replay": generative_replay, "generative_replay_gan": generative_replay_gan}

@@ -5,8 +5,9 @@ and against the engine's plain fine-tuning, on the Split Fashion-MNIST stream of
     python benchmarks/bench_methods.py --train-per-task 300 --test-per-task 100 --reps 1   # a quick check
 
 Stream: split Fashion-MNIST, 5 tasks x 2 classes (class-incremental; `hnet` gets the same tasks with
-their task labels, task-incremental, since it needs them), MLP 784-256-256-10, SGD lr 0.01, batch
-32, one epoch per task (the settings of bench_core.py / bench_overhead.py, built the same way).
+their task labels, task-incremental, since it needs them; `generative_replay_gan` is `generative_replay`
+with `generator: gan`), MLP 784-256-256-10, SGD lr 0.01, batch 32, one epoch per task (the settings
+of bench_core.py / bench_overhead.py, built the same way).
 Per method: `engine s` = the training seconds the engine records for the lifetime (`play`'s
 per-task `learn` wall time, evaluations excluded), `bare s` = the wall time of the method's bare
 loop (`BARE` of benchmarks/bare_classic.py, bare_cmeta.py and bare_gen.py: the same algorithm with
@@ -34,11 +35,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 METHODS = ["ewc", "replay", "si", "lwf", "agem", "gem", "der", "icarl", "oml", "anml", "mer", "lamaml", "ftml",
-           "hnet", "generative_replay"]
+           "hnet", "generative_replay", "generative_replay_gan"]
+VARIANTS = {"generative_replay_gan": ("generative_replay", {"generator": "gan"})}  # (strategy, its params)
 ENGINE_NAMES = {"hnet": "lifelong.strategies.hnet:HNet",  # found before the package is reinstalled
                 "generative_replay": "lifelong.strategies.generative_replay:GenerativeReplay"}
 BARE_MODULES = ("bare_classic", "bare_cmeta", "bare_gen")
-REGULARISATION_OR_REPLAY = {"ewc", "replay", "si", "lwf", "agem", "gem", "der", "icarl", "generative_replay"}
+REGULARISATION_OR_REPLAY = {"ewc", "replay", "si", "lwf", "agem", "gem", "der", "icarl", "generative_replay",
+                            "generative_replay_gan"}
 TASK_IL = {"hnet"}
 
 
@@ -74,15 +77,16 @@ def build(scenario: str, train_per_task: int, test_per_task: int):
 
 def engine_class(method: str):
     from lifelong.strategies.registry import UnknownStrategyError, strategy_class
+    name = VARIANTS.get(method, (method,))[0]
     try:
-        return strategy_class(ENGINE_NAMES.get(method, method))
+        return strategy_class(ENGINE_NAMES.get(name, name))
     except UnknownStrategyError:
         return None
 
 
-def time_engine(cls, stream, context) -> float:
+def time_engine(cls, stream, context, params: dict | None = None) -> float:
     from lifelong.orchestrator import play
-    strategy, ctx = cls(), context()
+    strategy, ctx = cls(params), context()
     strategy.setup(ctx)
     return float(play(strategy, ctx, "bench").train_seconds.sum())
 
@@ -141,7 +145,7 @@ def main() -> None:
         naive = {s: time_engine(naive_cls, *streams[s]) for s in streams}
         for method in methods:
             stream, context = streams["task-il" if method in TASK_IL else "class-il"]
-            engine = time_engine(engine_class(method), stream, context)
+            engine = time_engine(engine_class(method), stream, context, VARIANTS.get(method, (None, None))[1])
             bare_s = time_bare(bare[method], stream, context) if method in bare else None
             print(f"  round {round_}{' (warm-up)' if not round_ else ''} {method:18s} engine {engine:.2f} s"
                   + (f", bare {bare_s:.2f} s" if bare_s is not None else ""), file=sys.stderr, flush=True)

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from lifelong import adapt
+from lifelong.cost import flops
 from lifelong.seeding import generator
 from lifelong.strategies.base import Predictor, StrategyContext
 from lifelong.strategies.maml import MAML, MAMLParams
@@ -57,24 +58,32 @@ class FTML(MAML):
                                 generator=generator(self.ctx.seed, "episode", task.id, 1))
         draw = generator(self.ctx.seed, "episode", task.id, device=self.ctx.device)
         total = torch.zeros((), device=self.ctx.device)
-        for counts in torch.stack([torch.bincount(row, minlength=len(seen)) for row in choices]).tolist():
-            loss = 0.0
-            for key, members in groups.items():
-                drawn = [samplers[k](counts[k], draw) for k in members if counts[k]]
-                if not drawn:
-                    continue
-                episodes = [torch.cat(part) for part in zip(*drawn)]
-                with self.autocast():
-                    loss = loss + len(episodes[0]) / p.meta_batch * adapt.meta_loss(
-                        self.model, adapt.params_of(self.model), *episodes, loss_fn=loss_fns[key],
-                        first_order=self.first_order, **self._inner_loop()).float()
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += loss.detach()
+        with flops.loop():
+            for counts in torch.stack([torch.bincount(row, minlength=len(seen)) for row in choices]).tolist():
+                batch = {}  # group key -> its episodes of this meta-step
+                for key, members in groups.items():
+                    drawn = [samplers[k](counts[k], draw) for k in members if counts[k]]
+                    if drawn:
+                        batch[key] = [torch.cat(part) for part in zip(*drawn)]
+                work = tuple((key, flops.episode_shapes(episodes)) for key, episodes in batch.items())
+                with flops.step(work, sum(flops.episode_examples(episodes) for episodes in batch.values())):
+                    total += self._meta_step(batch, loss_fns)
         mean = total / p.meta_steps
         adapt.check_finite(mean, f"meta-training loss on task {task.name!r}", fix=self._non_finite_fix())
         return {"meta_loss": float(mean), "tasks_remembered": len(seen)}
+
+    def _meta_step(self, batch: dict[tuple, list[Tensor]], loss_fns: dict) -> Tensor:
+        """One MAML update on the episodes of every group, weighted by their share of the meta-batch."""
+        loss = 0.0
+        for key, episodes in batch.items():
+            with self.autocast():
+                loss = loss + len(episodes[0]) / self.params.meta_batch * adapt.meta_loss(
+                    self.model, adapt.params_of(self.model), *episodes, loss_fn=loss_fns[key],
+                    first_order=self.first_order, **self._inner_loop()).float()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
 
     def _adapts_to(self, task: Task) -> bool:
         return task.label is not None and task.id in self.buffer

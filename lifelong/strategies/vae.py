@@ -38,9 +38,16 @@ class VAE(nn.Module):
         super().__init__()
         self.input_shape, self.latent_dim, self.likelihood = tuple(input_shape), latent_dim, likelihood
         n_in = math.prod(input_shape)
-        self.encoder = _mlp([n_in, *hidden])
+        self.encoder = mlp([n_in, *hidden])
         self.to_latent = nn.Linear(hidden[-1] if hidden else n_in, 2 * latent_dim)
-        self.decoder = nn.Sequential(_mlp([latent_dim, *hidden]), nn.Linear(hidden[-1] if hidden else latent_dim, n_in))
+        self.decoder = nn.Sequential(mlp([latent_dim, *hidden]), nn.Linear(hidden[-1] if hidden else latent_dim, n_in))
+
+    def optimizer(self, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=lr)
+
+    def mixture_loss(self, parts: list[tuple[torch.Tensor, float]], noise: torch.Generator) -> torch.Tensor:
+        """sum_i w_i * (negative ELBO of x_i) over the weighted `parts` (x_i, w_i)."""
+        return sum(w * self.loss(x, noise) for x, w in parts)
 
     def loss(self, x: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
         """The negative ELBO of `x`, with the reparameterisation noise drawn from `noise`."""
@@ -56,7 +63,7 @@ class VAE(nn.Module):
         return (out.sigmoid() if self.likelihood == "bernoulli" else out).view(n, *self.input_shape)
 
 
-def _mlp(widths: list[int]) -> nn.Sequential:
+def mlp(widths: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for n_in, n_out in zip(widths, widths[1:]):
         layers += [nn.Linear(n_in, n_out), nn.ReLU()]

@@ -21,6 +21,7 @@ from lifelong.evaluation.registry import METRICS
 from lifelong.orchestrator import play
 from lifelong.strategies.der import DER
 from lifelong.strategies.ewc import EWC
+from lifelong.strategies.ftml import FTML
 from lifelong.strategies.icarl import ICaRL
 from lifelong.strategies.lamaml import LaMAML
 from lifelong.strategies.maml import MAML
@@ -123,12 +124,14 @@ def test_a_later_task_counts_one_step_when_it_matches_the_earlier_steady_count()
 
 @pytest.mark.parametrize("strategy", [Naive, lambda: Replay({"buffer_size": 30}), lambda: EWC({"lambda": 10.0}),
                                       lambda: MAML({"meta_steps": 4, "meta_batch": 2, "shots": 2, "queries": 3}),
+                                      lambda: FTML({"meta_steps": 4, "meta_batch": 2, "shots": 2, "queries": 3}),
                                       lambda: MER({"buffer_size": 30}), lambda: LaMAML({"buffer_size": 30}),
                                       lambda: ICaRL({"memory_size": 20, "chunk": 16}), lambda: DER({"buffer_size": 30})])
 def test_basic_counts_the_same_flops_as_full(strategy):
     """One counted step per shape, times the steps, equals counting every step: replay's replayed
-    batch, EWC's penalty and Fisher (computed outside the loop), MAML's episodes, and iCaRL's chunked
-    forward passes and herding rounds (marked `repeated`) included."""
+    batch, EWC's penalty and Fisher (computed outside the loop), MAML's and FTML's episodes (FTML's
+    drawn from every task seen), and iCaRL's chunked forward passes and herding rounds (marked
+    `repeated`) included."""
     stream = blob_stream(n_tasks=2, n_per_class=25)  # 50 examples, batch 16: steps of 16 and 2
     per_level = {}
     for level in ("basic", "full"):
@@ -142,7 +145,7 @@ def test_basic_counts_the_same_flops_as_full(strategy):
         assert [c[key] for c in basic.task_cost] == [c[key] for c in full.task_cost]
     assert [c["eval_flops"] for c in basic.eval_cost.values()] == [c["eval_flops"] for c in full.eval_cost.values()]
     assert np.array_equal(basic.scores, full.scores)  # counting never changes what is learned
-    if isinstance(learner, MAML):  # 4 meta-steps of 2 episodes of 2 classes x (2 + 3) examples
+    if isinstance(learner, MAML):  # 4 meta-steps of 2 episodes of 2 classes x (2 + 3) examples (FTML too)
         assert all(c["gradient_steps"] == 4 and c["samples_seen"] == 4 * 2 * 2 * 5 for c in basic.task_cost)
     elif isinstance(learner, MER):  # 2 SGD steps per minibatch: more updates than marked steps, so no sample count
         assert all(c["gradient_steps"] == 2 * 4 * 2 and math.isnan(c["samples_seen"]) for c in basic.task_cost)

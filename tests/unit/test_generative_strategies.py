@@ -1,4 +1,4 @@
-"""hnet (task-conditioned hypernetwork) and generative_replay (VAE replay): values worked by hand, the
+"""hnet (task-conditioned hypernetwork) and generative_replay (VAE or GAN replay): values worked by hand, the
 defining effect against naive across seeds, exact resume, and the streams each refuses."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from lifelong.evaluation import metrics
 from lifelong.models import ModelSpec
 from lifelong.orchestrator import play
 from lifelong.strategies.base import StrategyContext
+from lifelong.strategies.gan import GAN
 from lifelong.strategies.generative_replay import GenerativeReplay
 from lifelong.strategies.hnet import HNet, MostConfident, initial_scale
 from lifelong.strategies.naive import Naive
@@ -196,21 +197,38 @@ def test_negative_elbo_equals_hand_worked_bernoulli_and_gaussian_values():
     assert float(negative_elbo(logits, x, mu, logvar, "gaussian")) == pytest.approx(float((gaussian + kl).mean()))
 
 
-def test_generative_replay_beats_naive_on_class_incremental_split_digits():
+def test_wgan_gp_critic_loss_equals_the_hand_worked_value_for_a_linear_critic():
+    """D(x) = a.x + b has slope a everywhere, so the penalty is (||a|| - 1)^2 wherever x^ falls."""
+    gan = GAN((2,), [], 1, "gaussian", 1e-4, critic_updates=1, gradient_penalty=10.0)
+    with torch.no_grad():
+        gan.critic[-1].weight.copy_(torch.tensor([[3.0, 4.0]]))  # ||a|| = 5
+        gan.critic[-1].bias.fill_(1.0)
+    new, replayed = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[2.0, 2.0]])
+    fake = torch.tensor([[0.0, 0.0], [1.0, 1.0], [-1.0, 0.0]])
+    # E D(fake) = (1 + 8 - 2) / 3; real: 0.25 * (4 + 5) / 2 + 0.75 * 15; penalty 10 * (5 - 1)^2
+    expected = 7 / 3 - (0.25 * 4.5 + 0.75 * 15.0) + 10 * 16
+    loss = gan._critic_loss([(new, 0.25), (replayed, 0.75)], fake, torch.Generator().manual_seed(0))
+    assert loss.item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("params", [{}, {"generator": "gan", "generator_lr": 1e-3}], ids=["vae", "gan"])
+def test_generative_replay_beats_naive_on_class_incremental_split_digits(params):
     stream = build_stream(SplitSpec(name="split_digits", builder="split", dataset="digits", scenario="class-il",
                                     n_tasks=5, classes_per_task=2))
     budget = {"epochs": 10, "batch_size": 32, "lr": 0.05}
     seeds = [0, 1, 2]
-    replayed = np.array([metrics.acc(lifetime(GenerativeReplay(), stream, s, **budget).scores) for s in seeds])
+    replayed = np.array([metrics.acc(lifetime(GenerativeReplay(params), stream, s, **budget).scores) for s in seeds])
     naive = np.array([metrics.acc(lifetime(Naive(), stream, s, **budget).scores) for s in seeds])
     spread = max(np.ptp(replayed), np.ptp(naive))
     assert replayed.mean() - naive.mean() > spread, (replayed, naive)
     assert replayed.min() > naive.max() + 0.1, (replayed, naive)
 
 
-def test_generative_replay_resumes_byte_exactly_from_its_state():
+@pytest.mark.parametrize("generator", ["vae", "gan"])
+def test_generative_replay_resumes_byte_exactly_from_its_state(generator):
+    """The GAN's critic and its optimiser's moments come back too (`GAN.get_extra_state`)."""
     stream = blob_stream()
-    params = {"likelihood": "gaussian", "generator_hidden": [16], "latent_dim": 4}
+    params = {"generator": generator, "likelihood": "gaussian", "generator_hidden": [16], "latent_dim": 4}
     whole, first, resumed = GenerativeReplay(params), GenerativeReplay(params), GenerativeReplay(params)
     for strategy in (whole, first, resumed):
         strategy.setup(context(stream, epochs=2))
@@ -223,8 +241,11 @@ def test_generative_replay_resumes_byte_exactly_from_its_state():
     resumed.learn(stream.tasks[2])
     assert resumed.tasks_seen == 3
     for a, b in ((whole.model, resumed.model), (whole.generator, resumed.generator)):
-        for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        for (name, p), q in zip(a.named_parameters(), b.parameters()):
             assert torch.equal(p, q), name
+    if generator == "gan":  # the critic's Adam moments, which its next steps depend on
+        torch.testing.assert_close(whole.generator.critic_optimizer.state_dict()["state"],
+                                   resumed.generator.critic_optimizer.state_dict()["state"], rtol=0, atol=0)
 
 
 def regression_stream() -> Stream:
@@ -242,6 +263,12 @@ def regression_stream() -> Stream:
 def test_generative_replay_refuses_streams_it_cannot_serve_with_the_field_and_the_fix(stream, params, message):
     with pytest.raises(ConfigError, match=message):
         GenerativeReplay(params).setup(context(stream))
+
+
+def test_gan_settings_without_the_gan_are_refused_naming_them_and_the_fix():
+    with pytest.raises(ValueError, match=r"critic_updates only apply to the GAN; set generator: gan"):
+        GenerativeReplay({"critic_updates": 3})
+    assert GenerativeReplay({"generator": "gan", "critic_updates": 3}).params.critic_updates == 3
 
 
 def test_a_diverging_hypernetwork_or_generator_names_its_own_step_size():

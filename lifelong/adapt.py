@@ -206,11 +206,12 @@ def _shared_first_step(model: nn.Module, frozen: Params, fast: Params, xs: Tenso
 
     Every task starts from the same weights, so the first forward pass can run on them unbatched
     (one matrix product over all tasks' examples) with per-task gradients from `vmap(grad(...))`,
-    instead of on per-task copies. For large weights that copy dominates: measured on one CPU
-    thread, 25 two-way episodes of 20 + 20 examples, second order, one step, an MLP 784-256-256-10
-    took 94 ms per meta-batch instead of 122, and 784-128-128-10 33 ms instead of 52. For small
-    ones functorch's per-operation overhead in the backward pass costs more than the copy saves
-    (sinusoid MLP 1-40-40-1: 2.7 ms instead of 2.4), hence the threshold. Same numbers either way.
+    instead of on per-task copies. For large weights the copies dominate; for small ones
+    functorch's per-operation overhead in the backward pass costs more than they do, hence the
+    threshold. `benchmarks/bench_first_step.py` times both ways (one CPU thread, 25 tasks, one
+    second-order step): shared / copies 0.66-0.82 for an MLP 784-256-256-10, 1.19-1.26 for Finn et
+    al.'s sinusoid MLP, about 1 (either side, run to run) between 0.3 and 1.4 million entries. The
+    gradients are the same either way (tests/unit/test_adapt.py).
     """
     def one_task(weights: Params, x: Tensor, y: Tensor) -> Tensor:
         return loss_fn(forward(model, {**frozen, **weights}, x), y)

@@ -9,12 +9,15 @@ A `FlopMeter` counts one span of work (a task's training, one evaluation). Train
 themselves with `loop()` and each step with `step(key, samples)` (`training.fit` and the
 meta-learners' loops do). Under `full` every operation of the span runs under FlopCounterMode, which
 makes small-batch training several times slower. Under `basic` (`sampled=True`) the span runs under
-it except inside marked loops, where the steps of each `key` are counted until two consecutive ones
-agree, and the others are counted as copies of the last (in a later task of the lifetime, the first
-step alone when it matches the key's steady count of an earlier task). `key` should fix the step's work (the batch
-size, the episode shapes): then the product is the same number as the full count
-(tests/unit/test_cost.py checks it on naive, replay, EWC, MAML, MER, La-MAML and iCaRL). A key whose
-work changes from step to step (a buffer growing inside the task) is counted until it settles.
+it except inside marked loops, where the steps of each `key` in each loop are counted until two
+consecutive ones agree, and the others are counted as copies of the last (in a later task of the
+lifetime, the first step alone when it matches the steady count of that loop and key in an earlier
+task; loops are told apart by their order in the span). Within one loop, `key` should fix the step's
+work (the batch size, the episode shapes): then the product is the same number as the full count
+(tests/unit/test_cost.py checks it on naive, replay, EWC, MAML, FTML, MER, La-MAML, iCaRL and
+generative replay, whose solver and generator loops have steps of one batch size but not one work).
+A key whose work changes from step to step (a buffer growing inside the task) is counted until it
+settles.
 
 `probing(callback)` calls `callback(samples)` after each marked step of the block, with counting
 suspended: the orchestrator scores the task being learned there (`evaluation.within_task_every`),
@@ -79,8 +82,10 @@ class FlopMeter:
         self.sampled = sampled
         self.flops = self.marked_steps = self.samples = 0
         self._mode: FlopCounterMode | None = None
-        self._per_key: dict[Hashable, _KeyCounts] = {}
+        self._per_key: dict[tuple[int, Hashable], _KeyCounts] = {}  # (loop, key) -> its steps
         self._steady = {} if steady is None else steady
+        self._loops = 0  # loops entered in the span
+        self._loop: int | None = None  # the loop being run (its order in the span)
 
     @contextmanager
     def span(self):
@@ -88,7 +93,7 @@ class FlopMeter:
         global _meter
         if _meter is not None:
             raise RuntimeError("FLOP counting spans do not nest")
-        self.flops = self.marked_steps = self.samples = 0
+        self.flops = self.marked_steps = self.samples = self._loops = 0
         self._per_key = {}
         _meter = self
         self._open()
@@ -123,7 +128,19 @@ class FlopMeter:
             self._open()
 
     @contextmanager
+    def _in_loop(self):
+        """A marked loop: its steps are counted apart from other loops' (see `loop`)."""
+        outer, self._loops = self._loop, self._loops + 1
+        self._loop = self._loops
+        try:
+            with self._pause() if self._mode is not None else _NOTHING:  # a nested loop: already paused
+                yield
+        finally:
+            self._loop = outer
+
+    @contextmanager
     def _sampled_step(self, key: Hashable):
+        key = (self._loop, key)
         counts = self._per_key.get(key)
         if counts is not None and counts.steady:
             counts.copies += 1
@@ -148,7 +165,7 @@ def loop():
     meter = _meter
     if meter is None or not meter.sampled:
         return _NOTHING
-    return meter._pause()
+    return meter._in_loop()
 
 
 def step(key: Hashable, samples: int):

@@ -30,7 +30,7 @@ class CostMeter:
         self.memory = TaskPeakMemory(device)
         self.energy = _energy_meter(str(device), level == "full") if level != "off" else None
         self._pass_flops: dict[int, int] = {}  # training examples -> FLOPs of one pass (same model throughout)
-        self._steady_steps: dict = {}  # step key -> its FLOPs, once a task's steps of that key agreed
+        self._steady_steps: dict = {}  # (loop, step key) -> its FLOPs, once a task's steps of that key agreed
 
     @contextmanager
     def training(self, strategy, task, ctx):

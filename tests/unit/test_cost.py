@@ -22,6 +22,7 @@ from lifelong.orchestrator import play
 from lifelong.strategies.der import DER
 from lifelong.strategies.ewc import EWC
 from lifelong.strategies.ftml import FTML
+from lifelong.strategies.generative_replay import GenerativeReplay
 from lifelong.strategies.icarl import ICaRL
 from lifelong.strategies.lamaml import LaMAML
 from lifelong.strategies.maml import MAML
@@ -81,7 +82,7 @@ def test_fit_counts_steps_samples_and_flops_exactly(sampled):
     per_example = (FORWARD + BACKWARD) // BATCH  # every count is linear in the batch size
     assert meter.flops == 3 * 10 * per_example
     if sampled:  # per batch size, two steps counted, the rest copies of the first
-        assert {k: (c.steps, c.copies) for k, c in meter._per_key.items()} == {4: (2, 4), 2: (2, 1)}
+        assert {k: (c.steps, c.copies) for k, c in meter._per_key.items()} == {(1, 4): (2, 4), (1, 2): (2, 1)}
 
 
 def test_a_key_whose_steps_differ_has_every_step_counted():
@@ -102,7 +103,27 @@ def test_a_key_whose_work_settles_is_counted_until_two_steps_agree():
             with flops.step("same key", 1):
                 torch.ones(rows, 4) @ torch.ones(4, 4)
     assert meter.flops == 2 * 4 * 4 * (1 + 2 + 3 * 4)
-    assert (meter._per_key["same key"].steps, meter._per_key["same key"].copies) == (4, 2)
+    assert (meter._per_key[1, "same key"].steps, meter._per_key[1, "same key"].copies) == (4, 2)
+
+
+def test_two_loops_whose_steps_share_a_key_are_counted_apart():
+    """A solver's loop, then a generator's on the same batch size (generative replay): the second loop's
+    steps do other work under the same key, so its first steps are counted, never copied from the first's."""
+    steady = {}
+
+    def task():
+        meter = flops.FlopMeter(sampled=True, steady=steady)
+        with meter.span():
+            for rows in (2, 5):
+                with flops.loop():
+                    for _ in range(4):
+                        with flops.step(32, 1):
+                            torch.ones(rows, 4) @ torch.ones(4, 4)
+        return meter.flops, [c.steps for c in meter._per_key.values()]
+
+    assert task() == (4 * 2 * 16 * (2 + 5), [2, 2])
+    assert task() == (4 * 2 * 16 * (2 + 5), [1, 1])  # a later task: each loop's first step matches its own
+    assert steady == {(1, 32): 2 * 2 * 16, (2, 32): 2 * 5 * 16}
 
 
 def test_a_later_task_counts_one_step_when_it_matches_the_earlier_steady_count():
@@ -114,24 +135,30 @@ def test_a_later_task_counts_one_step_when_it_matches_the_earlier_steady_count()
             for _ in range(steps):
                 with flops.step("k", 1):
                     torch.ones(rows, 4) @ torch.ones(4, 4)
-        return meter.flops, meter._per_key["k"].steps
+        return meter.flops, meter._per_key[1, "k"].steps
 
     assert task(2) == (4 * 2 * 2 * 16, 2)  # the first task: two steps counted, then steady
     assert task(2) == (4 * 2 * 2 * 16, 1)  # the same work: its first step matches, the rest are copies
     assert task(3) == (4 * 2 * 3 * 16, 2)  # other work: counted afresh
-    assert steady == {"k": 2 * 3 * 16}
+    assert steady == {(1, "k"): 2 * 3 * 16}
+
+
+SMALL_GENERATOR = {"likelihood": "gaussian", "generator_hidden": [16], "latent_dim": 4}  # blobs are not in [0, 1]
 
 
 @pytest.mark.parametrize("strategy", [Naive, lambda: Replay({"buffer_size": 30}), lambda: EWC({"lambda": 10.0}),
                                       lambda: MAML({"meta_steps": 4, "meta_batch": 2, "shots": 2, "queries": 3}),
                                       lambda: FTML({"meta_steps": 4, "meta_batch": 2, "shots": 2, "queries": 3}),
                                       lambda: MER({"buffer_size": 30}), lambda: LaMAML({"buffer_size": 30}),
-                                      lambda: ICaRL({"memory_size": 20, "chunk": 16}), lambda: DER({"buffer_size": 30})])
+                                      lambda: ICaRL({"memory_size": 20, "chunk": 16}), lambda: DER({"buffer_size": 30}),
+                                      lambda: GenerativeReplay(SMALL_GENERATOR),
+                                      lambda: GenerativeReplay({**SMALL_GENERATOR, "generator": "gan"})])
 def test_basic_counts_the_same_flops_as_full(strategy):
     """One counted step per shape, times the steps, equals counting every step: replay's replayed
     batch, EWC's penalty and Fisher (computed outside the loop), MAML's and FTML's episodes (FTML's
-    drawn from every task seen), and iCaRL's chunked forward passes and herding rounds (marked
-    `repeated`) included."""
+    drawn from every task seen), iCaRL's chunked forward passes and herding rounds (marked
+    `repeated`), and generative replay's two loops whose steps share a key (the batch size) but not
+    their work included."""
     stream = blob_stream(n_tasks=2, n_per_class=25)  # 50 examples, batch 16: steps of 16 and 2
     per_level = {}
     for level in ("basic", "full"):
@@ -149,6 +176,12 @@ def test_basic_counts_the_same_flops_as_full(strategy):
         assert all(c["gradient_steps"] == 4 and c["samples_seen"] == 4 * 2 * 2 * 5 for c in basic.task_cost)
     elif isinstance(learner, MER):  # 2 SGD steps per minibatch: more updates than marked steps, so no sample count
         assert all(c["gradient_steps"] == 2 * 4 * 2 and math.isnan(c["samples_seen"]) for c in basic.task_cost)
+    elif isinstance(learner, GenerativeReplay):  # the solver's loop, then the generator's on the same batches
+        steps = [c["gradient_steps"] for c in basic.task_cost]
+        if learner.params.generator == "vae":
+            assert steps == [2 * 2 * 4] * 2 and [c["samples_seen"] for c in basic.task_cost] == [2 * 2 * 50] * 2
+        else:  # and 5 critic updates per generator step: more updates than marked steps, so no sample count
+            assert steps == [2 * 4 + 2 * 4 * (1 + 5)] * 2 and all(math.isnan(c["samples_seen"]) for c in basic.task_cost)
     elif isinstance(learner, ICaRL):  # task 2 trains on its 50 examples and the 20 exemplars
         assert [(c["gradient_steps"], c["samples_seen"]) for c in basic.task_cost] == [(2 * 4, 2 * 50), (2 * 5, 2 * 70)]
     else:

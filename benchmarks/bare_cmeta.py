@@ -149,8 +149,10 @@ def mer(tasks, model, lr, batch_size, seed, *, beta=0.5, gamma=1.0, batches=1, s
         memory.add(x_train, y_train)
 
 
-def lamaml(tasks, model, lr, batch_size, seed, *, alpha_init=0.1, alpha_lr=0.3, inner_steps=1) -> None:
-    """Gupta et al. 2020: first-order look-ahead, learned per-parameter rates, weights stepped by max(alpha, 0)."""
+def lamaml(tasks, model, lr, batch_size, seed, *, alpha_init=0.1, alpha_lr=0.3, inner_steps=1,
+           grad_clip_norm=2.0) -> None:
+    """Gupta et al. 2020: first-order look-ahead, learned per-parameter rates, weights stepped by max(alpha, 0);
+    the weights' and the rates' meta-gradients each clipped to total norm `grad_clip_norm`, as in the paper's code."""
     names = [k for k, _ in model.named_parameters()]
     weights = list(model.parameters())
     alpha = [torch.full_like(w, alpha_init).requires_grad_() for w in weights]
@@ -166,12 +168,16 @@ def lamaml(tasks, model, lr, batch_size, seed, *, alpha_init=0.1, alpha_lr=0.3, 
             piece = math.ceil(len(idx) / inner_steps)
             fast = sgd_online(loss_of, dict(zip(names, weights)), x[:len(idx)].split(piece), y[:len(idx)].split(piece),
                               dict(zip(names, alpha)), False)
-            grads = torch.autograd.grad(loss_of(fast, x, y), weights + alpha)
-            for rate, g in zip(alpha, grads[len(weights):]):
+            grads = list(torch.autograd.grad(loss_of(fast, x, y), weights + alpha))
+            weight_grads, rate_grads = grads[:len(weights)], grads[len(weights):]
+            for part in (weight_grads, rate_grads):
+                norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(part)))
+                torch._foreach_mul_(part, (grad_clip_norm / (norm + 1e-6)).clamp(max=1.0))
+            for rate, g in zip(alpha, rate_grads):
                 rate.grad = g
             optimizer.step()
             with torch.no_grad():
-                torch._foreach_addcmul_(weights, grads[:len(weights)], [a.clamp(min=0) for a in alpha], value=-1)
+                torch._foreach_addcmul_(weights, weight_grads, [a.clamp(min=0) for a in alpha], value=-1)
         memory.add(x_train, y_train)
 
 

@@ -176,6 +176,11 @@ def _loss_of(model: nn.Module, frozen: Params, x: Tensor, y: Tensor, loss_fn: Lo
     return lambda fast: run(fast, x, y)
 
 
+# Above this many entries in the per-task copies of the adapted weights (n_tasks x their size),
+# the first inner step of a meta-training batch runs on the shared weights (`_shared_first_step`).
+SHARED_FIRST_STEP = 2 ** 21
+
+
 def _inner_loop(model: nn.Module, params: Params, x_support: Tensor, y_support: Tensor, *,
                 loss_fn: LossFn, steps: int, lr: float | Tensor, first_order: bool,
                 adapt_keys: Collection[str] | None, per_param_lr: Mapping[str, Tensor] | None,
@@ -186,18 +191,14 @@ def _inner_loop(model: nn.Module, params: Params, x_support: Tensor, y_support: 
     step_size = _step_sizes(fast, lr, per_param_lr)
     batched = n_tasks is not None
     loss_of = _loss_of(model, frozen, x_support, y_support, loss_fn, batched=batched)
-    if batched and steps and torch.is_grad_enabled() and n_tasks * sum(v.numel() for v in fast.values()) >= SHARED_FIRST_STEP:
+    meta_training = batched and steps and torch.is_grad_enabled()
+    if meta_training and n_tasks * sum(v.numel() for v in fast.values()) >= SHARED_FIRST_STEP:
         fast = _shared_first_step(model, frozen, fast, x_support, y_support, loss_fn=loss_fn,
                                   step_size=step_size, first_order=first_order)
         steps -= 1
     elif batched:  # a view per task; their gradients flow back summed into `params`
         fast = {k: v.expand(n_tasks, *v.shape) for k, v in fast.items()}
     return frozen, _trajectory(loss_of, fast, steps=steps, step_size=step_size, first_order=first_order)
-
-
-# Above this many entries in the per-task copies of the adapted weights (n_tasks x their size),
-# the first inner step of a meta-training batch runs on the shared weights (`_shared_first_step`).
-SHARED_FIRST_STEP = 2 ** 21
 
 
 def _shared_first_step(model: nn.Module, frozen: Params, fast: Params, xs: Tensor, ys: Tensor, *,

@@ -183,8 +183,7 @@ def repeated(key: Hashable):
     """Mark one round of work inside `loop()` that is not a training step but repeats, its work fixed
     by `key` (a greedy selection's rounds, chunked forward passes): under `basic` it is counted as
     steps are (until two consecutive rounds of the key agree, then copies), without counting as a
-    training step.
-    Outside `loop()` the span counts it in full."""
+    training step. Outside `loop()` the span counts it in full."""
     meter = _meter
     if meter is None or meter._mode is not None:  # nothing to count, or every operation is counted
         return _NOTHING

@@ -20,6 +20,7 @@ from lifelong.cost import flops
 from lifelong.evaluation.evaluator import TestSet, evaluate_test_set
 from lifelong.streams.task import Task
 
+
 class WithinTaskProbe:
     """Scores `task` every `every` marked steps of the training it is active around; `points` holds them."""
 

@@ -5,9 +5,9 @@ Each task leaves an episodic memory of `memory_per_task` of its training example
 random sample; a task with fewer keeps them all). At every step the gradient g_k of each past
 task's memory loss is taken at the current parameters (a forward and backward pass over that
 task's memory alone, as the paper's code does: a step costs O(tasks seen), where one backward pass
-batched over the tasks would cost O(tasks seen^2) through the other tasks' zero rows), and when the current gradient g conflicts with any of them (G g < 0) it
-is replaced by the closest gradient that conflicts with none, through the dual quadratic program
-of the paper: min_v 1/2 v' (G G' + eps I) v + g' G' v subject to v >= margin, then
+batched over the tasks would cost O(tasks seen^2) through the other tasks' zero rows), and when
+the current gradient g conflicts with any of them (G g < 0) it is replaced by the closest gradient
+that conflicts with none, through the dual quadratic program of the paper: min_v 1/2 v' (G G' + eps I) v + g' G' v subject to v >= margin, then
 g~ = G' v + g (margin = the paper's "memory strength"). The program is solved by `quadprog`
 (Goldfarb & Idnani's dual method), an optional dependency: `pip install 'lifelong[gem]'`.
 """

@@ -7,9 +7,10 @@ task's memory loss is taken at the current parameters (a forward and backward pa
 task's memory alone, as the paper's code does: a step costs O(tasks seen), where one backward pass
 batched over the tasks would cost O(tasks seen^2) through the other tasks' zero rows), and when
 the current gradient g conflicts with any of them (G g < 0) it is replaced by the closest gradient
-that conflicts with none, through the dual quadratic program of the paper: min_v 1/2 v' (G G' + eps I) v + g' G' v subject to v >= margin, then
-g~ = G' v + g (margin = the paper's "memory strength"). The program is solved by `quadprog`
-(Goldfarb & Idnani's dual method), an optional dependency: `pip install 'lifelong[gem]'`.
+that conflicts with none, through the dual quadratic program of the paper:
+min_v 1/2 v' (G G' + eps I) v + g' G' v subject to v >= margin, then g~ = G' v + g (margin = the
+paper's "memory strength"). The program is solved by `quadprog` (Goldfarb & Idnani's dual method),
+an optional dependency: `pip install 'lifelong[gem]'`.
 """
 
 from __future__ import annotations
